@@ -1,0 +1,188 @@
+"""``vae_roundtrip``: the ground truth through the Wan VAE with Wan-Animate's pixel carry-over, no generator.
+
+The paper's Finding 1 isolated: how much quality a rollout loses from VAE round trips of the carried-over
+frames alone. Chunks follow Wan-Animate's geometry (``chunk_frames`` 77, carry ``refert_num`` frames; chunk
+``c`` covers ground-truth frames ``[c (77 - r), + 77)``; later chunks drop their first ``r`` frames).
+
+What is round-tripped, exactly, per chunk ``c``:
+
+1. the chunk's 77 ground-truth frames (past the sample end: the same reflect padding the pose gets);
+2. for ``c > 0`` its first ``r`` frames are **replaced** by the last ``r`` decoded frames of chunk ``c - 1``
+   (float, unclipped, as Wan-Animate carries them) - these overlap frames are the same time steps, so the
+   replacement changes only their history, never their content;
+3. the 77-frame clip is VAE-encoded (posterior mode) and decoded once, as one causal clip;
+4. output = decoded frames ``[drop:]``; the last ``r`` decoded frames become the next chunk's carry-over.
+
+Every output frame is one round trip of its ground-truth frame; what compounds from chunk to chunk is the
+carried frames' history: each chunk starts (causal temporal context, first latent slice) from frames that
+have already been through the VAE once more than the rest, and the following chunk starts from the decode
+of that. The ground-truth frames entering later in a chunk are fresh, so this is a lower bound on
+carry-over drift (a generator additionally copies the carried appearance into new frames).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
+from bench.errors import ConfigError, MethodError, WeightsError
+
+STATE_FORMAT = "vae_roundtrip/1"
+
+
+@dataclass(frozen=True)
+class VAERoundTripConfig:
+    model_dir: str | None = None  # a Wan-Animate (or lab) components folder; only vae/ is read
+    components: str | None = None  # "tiny-random": the untrained tiny VAE of tiny_components; "lab": the lab VAE
+    components_seed: int = 0
+    refert_num: int = 1
+    chunk_frames: int = 77
+
+
+class VAERoundTrip(Animator):
+    name = "vae_roundtrip"
+    version = "1"
+    description = "ground truth through the Wan VAE per chunk, carry-over frames decoded and re-encoded"
+
+    def __init__(self, **identity_args: Any):
+        super().__init__(**identity_args)
+        known = set(VAERoundTripConfig.__dataclass_fields__)
+        if set(identity_args) - known:
+            raise ConfigError(f"vae_roundtrip: unknown arguments {sorted(set(identity_args) - known)}",
+                              fix=f"use only: {', '.join(sorted(known))}")
+        cfg = VAERoundTripConfig(**identity_args)
+        if (cfg.model_dir is None) == (cfg.components is None):
+            raise ConfigError("vae_roundtrip: give exactly one of model_dir and components='tiny-random'",
+                              fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers (only vae/ is used) "
+                                  "or components='tiny-random'")
+        if cfg.components not in (None, "tiny-random", "lab"):
+            raise ConfigError(f"vae_roundtrip: unknown components {cfg.components!r}",
+                              fix="use components='tiny-random' or 'lab', or model_dir=FOLDER")
+        if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.refert_num < cfg.chunk_frames // 2:
+            raise ConfigError(f"vae_roundtrip: chunk_frames must be 4k + 1 and 1 <= refert_num < chunk/2, got "
+                              f"{cfg.chunk_frames} / {cfg.refert_num}", fix="use chunk_frames=77 with refert_num 1 or 5")
+        self.config = cfg
+        self.vae = None
+
+    def identity(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def _folder(self):
+        from bench.models.wan import lab_model_dir
+
+        if self.config.model_dir is not None:
+            return self.config.model_dir
+        return lab_model_dir("wan_animate_base") if self.config.components == "lab" else None
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.refert_num,
+                            can_resume=True, needs_weights=self._folder() is not None)
+
+    def weight_fingerprints(self) -> dict[str, str]:
+        if self._folder() is None:
+            return {}
+        from pathlib import Path
+
+        from bench.models.wan import fingerprint
+
+        self.check_ready()
+        return {"vae": fingerprint(Path(self._folder()) / "vae")}
+
+    def check_ready(self) -> None:
+        if self._folder() is not None:
+            from bench.models.wan import LAB_FIX, check_vae_dir
+
+            try:
+                check_vae_dir(self._folder(), method=self.name)
+            except WeightsError as err:
+                if self.config.components == "lab":
+                    raise WeightsError(f"vae_roundtrip: the lab model's VAE is not at {self._folder()}", fix=LAB_FIX) from err
+                raise
+
+    def load(self, device: str = "cpu") -> None:
+        from bench.models.wan import load_vae, tiny_components
+
+        self.check_ready()
+        super().load(device)
+        if self._folder() is not None:
+            self.vae = load_vae(self._folder(), method=self.name)
+            self.trained = True
+        else:
+            self.vae = tiny_components(self.config.components_seed).vae
+            self.trained = False
+        self.vae.to(device)
+
+    def model_info(self) -> dict[str, Any]:
+        info = super().model_info()
+        info["settings"] = {"chunk_frames": self.config.chunk_frames, "refert_num": self.config.refert_num,
+                            "geometry": "Wan-Animate segments (77 frames, carry 1 or 5 decoded frames)"}
+        info["round_trip"] = ("per chunk: GT frames, first refert_num replaced by the previous chunk's last decoded "
+                              "frames, encoded (posterior mode) and decoded once as one clip")
+        if self.vae is not None:
+            info["vae"] = {"trained": self.trained, "dtype": str(self.vae.dtype),
+                           "params": int(sum(p.numel() for p in self.vae.parameters()))}
+            if not self.trained:
+                info["description"] += " [untrained random VAE: smoke tests only]"
+        info["adaptations"] = [a.to_dict() for a in self.adaptations]
+        return info
+
+    def _config_hash(self, request: AnimationRequest) -> str:
+        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
+                "sample": request.sample.content_hash, "n_frames": request.n_frames, "height": request.height,
+                "width": request.width, "fps": request.fps}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+    def start(self, request: AnimationRequest) -> dict:
+        if self.vae is None:
+            raise MethodError("vae_roundtrip: start() called before load()", fix="call animator.load(device) first")
+        if request.height % 8 or request.width % 8:
+            raise ConfigError(f"vae_roundtrip: height and width must be divisible by 8, got "
+                              f"{request.height}x{request.width}", fix="ask for a size divisible by 8")
+        return {"request": request, "hash": self._config_hash(request), "next_chunk": 0, "carry": None}
+
+    @torch.no_grad()
+    def step(self, state: dict, chunk: ChunkInput) -> tuple[np.ndarray, dict]:
+        from bench.models.wan import pixels_to_unit, unit_to_uint8, vae_decode, vae_encode, video_pixels
+
+        # 1. Input checks.
+        spec, request, r = chunk.spec, state["request"], self.config.refert_num
+        if spec.index != state["next_chunk"] or spec.chunk_frames != self.config.chunk_frames \
+                or spec.drop != (0 if spec.index == 0 else r):
+            raise MethodError(f"vae_roundtrip: unexpected chunk {spec}", fix="plan chunks with this method's capabilities")
+        # 2. Ground truth of the chunk (reflect-padded like the pose), at the request size.
+        idx = chunk.pose_index
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        gt = request.sample.gt(lo, hi)[idx - lo]
+        if gt.shape[1:3] != (request.height, request.width):
+            self.record("resize", "ground truth resized (Lanczos) to the request size",
+                        src=f"{gt.shape[2]}x{gt.shape[1]}", dst=f"{request.width}x{request.height}")
+        pixels = video_pixels(gt, request.height, request.width).to(device=self.device, dtype=self.vae.dtype)
+        # 3. Carry-over: the previous chunk's last decoded frames replace this chunk's first r frames.
+        if state["carry"] is not None:
+            pixels[:, :, :r] = state["carry"].to(pixels)
+        # 4. One round trip of the whole chunk.
+        decoded = vae_decode(self.vae, vae_encode(self.vae, pixels))
+        frames = unit_to_uint8(pixels_to_unit(decoded[:, :, spec.drop:]))
+        return frames, {**state, "next_chunk": spec.index + 1, "carry": decoded[:, :, -r:].clone()}
+
+    def state_dict(self, state: dict) -> dict:
+        carry = state["carry"].detach().cpu() if state["carry"] is not None else torch.zeros(0)
+        return {"format": STATE_FORMAT, "config_hash": state["hash"], "next_chunk": state["next_chunk"], "carry": carry}
+
+    def load_state_dict(self, request: AnimationRequest, blob: dict) -> dict:
+        state = self.start(request)
+        if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
+            raise MethodError("vae_roundtrip: the stored resume state is not a vae_roundtrip/1 state",
+                              fix="delete the stored rollout and run it again")
+        if blob["config_hash"] != state["hash"]:
+            raise MethodError("vae_roundtrip: the stored resume state was written with other settings or request",
+                              fix="rerun with the original settings, or delete the stored rollout to start over")
+        carry = blob["carry"]
+        state["carry"] = carry.to(self.device) if carry.numel() else None
+        state["next_chunk"] = int(blob["next_chunk"])
+        return state

@@ -1,0 +1,238 @@
+"""The Animator contract: what every method (EverAnimate, baselines, adapters) implements.
+
+Lifecycle::
+
+    animator = Method(**identity_args)        # cheap: records configuration only
+    animator.load("cpu")                      # loads / verifies weights
+    state = animator.start(request)           # per rollout
+    for chunk in plan_chunks(...):            # the default generate() does this loop
+        frames, state = animator.step(state, chunk_input)
+
+``step`` returns exactly ``chunk.n_new`` frames (``uint8 (T, H, W, 3)``): the frames this chunk adds to
+the video, overlap already dropped. Methods that can resume mid-rollout serialise their state with
+``state_dict`` / ``load_state_dict``; the harness stores it next to each chunk. Methods that can only run
+end to end override ``generate``.
+
+Every rounding, padding, resampling or truncation is returned as an ``Adaptation`` and recorded in the
+result: nothing is adapted silently.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from bench.errors import ConfigError, MethodError
+from bench.sample import Sample
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method natively does; the harness plans chunks and records adaptations from this."""
+
+    native_fps: float
+    chunk_frames: int
+    overlap_frames: int = 0
+    resolution: tuple[int, int] | None = None  # (H, W) it must run at; None: any size
+    can_resume: bool = False
+    needs_weights: bool = False
+    end_to_end: bool = False  # generates the whole video in one call (no chunk-level resume)
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """One recorded change to inputs or outputs (resize, pad, resample, truncate, extend, ...)."""
+
+    kind: str
+    detail: str
+    data: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "detail": self.detail, **dict(self.data)}
+
+
+@dataclass(frozen=True)
+class AnimationRequest:
+    """One rollout: animate ``sample``'s reference along its first ``n_frames`` poses."""
+
+    sample: Sample
+    n_frames: int
+    fps: int
+    height: int
+    width: int
+    seed: int
+    pose_padding: str = "error"  # "error" | "reflect" | "hold": what to do past the end of the pose sequence
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """Chunk ``index`` reads pose frames ``[src_start, src_start + chunk_frames)`` (indices past the end
+    of the request are padded, see ``ChunkInput.pose_index``) and adds ``n_new`` frames to the video at
+    ``out_start``; the first ``drop`` generated frames overlap the previous chunk and are not output."""
+
+    index: int
+    src_start: int
+    chunk_frames: int
+    drop: int
+    out_start: int
+
+    @property
+    def n_new(self) -> int:
+        return self.chunk_frames - self.drop
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    spec: ChunkSpec
+    pose_index: np.ndarray  # int (chunk_frames,): which sample frame each pose frame is
+    pose: np.ndarray  # uint8 (chunk_frames, H, W, 3)
+    face: np.ndarray  # uint8 (chunk_frames, S, S, 3)
+
+
+def plan_chunks(n_frames: int, chunk_frames: int, overlap_frames: int) -> list[ChunkSpec]:
+    """Chunk ``c`` reads ``[c * (chunk - overlap), + chunk)``; after ``N`` chunks the video has
+    ``chunk + (chunk - overlap) * (N - 1)`` frames, the first ``N`` with at least ``n_frames``."""
+    if chunk_frames <= overlap_frames or overlap_frames < 0:
+        raise ConfigError(f"chunk of {chunk_frames} frames with overlap {overlap_frames} is impossible")
+    stride = chunk_frames - overlap_frames
+    specs, produced, c = [], 0, 0
+    while produced < n_frames:
+        drop = 0 if c == 0 else overlap_frames
+        specs.append(ChunkSpec(index=c, src_start=c * stride, chunk_frames=chunk_frames, drop=drop, out_start=produced))
+        produced += chunk_frames - drop
+        c += 1
+    return specs
+
+
+def pose_indices(start: int, count: int, available: int, padding: str) -> np.ndarray:
+    """Sample frame index for each of ``count`` pose frames from ``start``; past ``available`` frames the
+    sequence is reflected ("ping-pong", as Wan-Animate pads) or the last pose held."""
+    idx = np.arange(start, start + count)
+    if available <= 0:
+        raise ConfigError("empty pose sequence")
+    over = idx >= available
+    if over.any():
+        if padding == "reflect" and available > 1:
+            period = 2 * (available - 1)
+            m = idx % period
+            idx = np.where(m < available, m, period - m)
+        elif padding in ("reflect", "hold"):
+            idx = np.minimum(idx, available - 1)
+        else:
+            raise ConfigError(f"pose frames up to {start + count} needed but only {available} exist",
+                              fix="ask for a shorter duration or pass --pose-padding reflect|hold (recorded)")
+    return idx
+
+
+ChunkSink = Callable[[ChunkSpec, np.ndarray, "dict | None"], None]
+
+
+class Animator(ABC):
+    """Base class of every method. Subclasses set ``name`` and ``version`` (bump it whenever outputs
+    change for the same inputs) and implement ``capabilities``, ``start``, ``step``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+
+    def __init__(self, **identity_args: Any):
+        self.identity_args = dict(sorted(identity_args.items()))
+        self.device = "cpu"
+        self.adaptations: list[Adaptation] = []
+
+    # -- identity -----------------------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """Arguments that change pixels (they go into the rollout key); runtime options do not."""
+        return dict(self.identity_args)
+
+    def weight_fingerprints(self) -> dict[str, str]:
+        """sha256 of every weight file that shapes the output, by role (checkpoint, lora, ...)."""
+        return {}
+
+    def check_ready(self) -> None:
+        """Raise a ``BenchError`` naming what is missing (weights, checkout) before any generation."""
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    def load(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def model_info(self) -> dict[str, Any]:
+        caps = self.capabilities()
+        return {"name": self.name, "version": self.version, "identity": self.identity(),
+                "weights": self.weight_fingerprints(), "capabilities": caps.__dict__,
+                "description": self.description}
+
+    # -- chunk primitives ----------------------------------------------------------------------------
+    @abstractmethod
+    def start(self, request: AnimationRequest) -> Any: ...
+
+    @abstractmethod
+    def step(self, state: Any, chunk: ChunkInput) -> tuple[np.ndarray, Any]: ...
+
+    def state_dict(self, state: Any) -> dict | None:
+        """Serialisable resume state (tensors, arrays, numbers, strings); None if not resumable."""
+        return None
+
+    def load_state_dict(self, request: AnimationRequest, blob: dict) -> Any:
+        raise MethodError(f"{self.name} cannot resume mid-rollout")
+
+    def record(self, kind: str, detail: str, **data: Any) -> None:
+        adaptation = Adaptation(kind, detail, tuple(sorted(data.items())))
+        if adaptation not in self.adaptations:
+            self.adaptations.append(adaptation)
+
+    # -- the default loop ---------------------------------------------------------------------------
+    def chunk_input(self, request: AnimationRequest, spec: ChunkSpec) -> ChunkInput:
+        mode = "reflect" if request.pose_padding == "error" else request.pose_padding
+        idx = pose_indices(spec.src_start, spec.chunk_frames, request.sample.n_frames, mode)
+        if idx[-1] != spec.src_start + spec.chunk_frames - 1:
+            self.record("pad", f"pose frames past the end of the sample padded ({mode}) to fill the last chunk",
+                        mode=mode, sample_frames=request.sample.n_frames)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        pose = request.sample.pose(lo, hi)[idx - lo]
+        face = request.sample.face(lo, hi)[idx - lo]
+        return ChunkInput(spec=spec, pose_index=idx, pose=pose, face=face)
+
+    def generate(self, request: AnimationRequest, sink: ChunkSink, resume: tuple[int, dict | None] | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        """Run the chunk loop, handing each chunk's new frames and resume state to ``sink``.
+        ``resume=(next_chunk, state_blob)`` continues after the last stored chunk."""
+        caps = self.capabilities()
+        specs = plan_chunks(request.n_frames, caps.chunk_frames, caps.overlap_frames)
+        first = 0
+        if resume is not None and resume[0] > 0:
+            first, blob = resume
+            state = self.load_state_dict(request, blob)
+        else:
+            state = self.start(request)
+        for spec in specs[first:]:
+            frames, state = self.step(state, self.chunk_input(request, spec))
+            sink(spec, frames, self.state_dict(state) if caps.can_resume else None)
+            if progress:
+                progress(1)
+
+
+def check_frames(name: str, spec: ChunkSpec, frames: Any, height: int, width: int) -> np.ndarray:
+    """Validate a chunk's output: exact count, size, dtype uint8, finite. Raise ``MethodError`` otherwise."""
+    if hasattr(frames, "detach"):
+        frames = frames.detach().cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+            raise MethodError(f"{name}: chunk {spec.index} contains NaN/inf values",
+                              fix="the model diverged; check weights, dtype (bf16 overflow?) and inputs")
+        raise MethodError(f"{name}: chunk {spec.index} has dtype {frames.dtype}, expected uint8",
+                          fix="convert frames to uint8 RGB in [0, 255] inside the method")
+    expected = (spec.n_new, height, width, 3)
+    if frames.shape != expected:
+        raise MethodError(f"{name}: chunk {spec.index} has shape {frames.shape}, expected {expected}",
+                          fix="the method must return exactly chunk.n_new frames at the requested size")
+    return frames
+
+
+def adaptations_to_list(items: Sequence[Adaptation]) -> list[dict]:
+    return [a.to_dict() for a in items]

@@ -1,0 +1,257 @@
+"""``python -m bench``: run, score, table, ls, validate, doctor, lab."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+MAIN_HELP = """\
+Minute-scale pose-guided human animation benchmark.
+
+  python -m bench run --methods everanimate wan_animate --durations 10 90
+      generate one rollout per (method, sample) at the longest duration, score every duration as a
+      prefix of it, write results/scores/<experiment>/scores.jsonl and print the leaderboard.
+      Interrupted? Run the same command again: finished chunks are kept.
+
+With no weights and no GPU everything runs on the embedded `lab` preset (procedural data, small models).
+"""
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run (CLI > --config file > preset > defaults)")
+    g.add_argument("--preset", default="lab", help="preset name or .toml file (default: lab; `bench ls` lists them)")
+    g.add_argument("--config", help="extra TOML config file ([run] keys, [methods.NAME] arguments)")
+    g.add_argument("--methods", nargs="+", help="methods to run (e.g. everanimate wan_animate ground_truth)")
+    g.add_argument("--durations", nargs="+", type=float, help="horizons in seconds, scored as prefixes of one rollout")
+    g.add_argument("--dataset", help="dataset name (lab-test), manifest .jsonl, or folder of sample folders")
+    g.add_argument("--size", help="lab size: lab-64, lab-128, 480x832")
+    g.add_argument("--samples", nargs="+", help="only these sample ids")
+    g.add_argument("--max-samples", type=int, help="only the first N samples")
+    g.add_argument("--metrics", nargs="+", help="metrics to compute (default: the whole protocol; metrics without "
+                                                 "weights are skipped unless named here)")
+    g.add_argument("--seed", type=int, help="rollout seed (recorded)")
+    g.add_argument("--fps", type=int, help="protocol frame rate (default 25)")
+    g.add_argument("--window", dest="window_s", type=float, help="drift-curve window in seconds (default 5)")
+    g.add_argument("--pose-padding", choices=["error", "reflect", "hold"],
+                   help="when a duration exceeds the pose sequence: error (default) or pad it (recorded)")
+    g.add_argument("--method-arg", action="append", metavar="METHOD.ARG=VALUE",
+                   help="identity argument of a method, e.g. precomputed.folder=/videos (repeatable)")
+    r = p.add_argument_group("runtime (does not change results)")
+    r.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    r.add_argument("--results", help="results folder (default: ./results)")
+    r.add_argument("--experiment", help="name of the scores folder (default: the preset name)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--layout", dest="table_layout", choices=["leaderboard", "ablation"],
+                   help="table layout: leaderboard (Table 1) or ablation (Table 2)")
+
+
+def config_from_args(args: argparse.Namespace):
+    from bench.config import build_config, parse_method_args
+
+    return build_config(
+        preset=args.preset, config_file=args.config, methods=args.methods, durations=args.durations,
+        dataset=args.dataset, size=args.size, samples=args.samples, max_samples=args.max_samples, metrics=args.metrics,
+        seed=args.seed, fps=args.fps, window_s=args.window_s, pose_padding=args.pose_padding,
+        method_args=parse_method_args(args.method_arg), device=args.device, results=args.results,
+        experiment=args.experiment, progress=False if args.no_progress else None, table_layout=args.table_layout)
+
+
+def finish_run(config, outcome) -> int:
+    from bench.runner import shard_from_env
+    from bench.tables import read_scores, write_tables
+
+    rank, world = shard_from_env()
+    if world == 1:
+        records = read_scores(outcome.scores_file.parent)
+        folder = Path(config.results) / "tables" / config.experiment_name
+        board, paths = write_tables(records, folder, config.table_layout, list(config.methods))
+        print()
+        print(board.markdown())
+        print(f"tables and drift plots: {folder}")
+    else:
+        print(f"rank {rank}/{world} done; merge shards with: python -m bench table --experiment {config.experiment_name}")
+    if outcome.failures:
+        print(f"\n{len(outcome.failures)} cell(s) FAILED:", file=sys.stderr)
+        for method, sample, message in outcome.failures:
+            print(f"  - {method} / {sample}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_grid
+
+    config = config_from_args(args)
+    return finish_run(config, run_grid(config))
+
+
+def cmd_score(args) -> int:
+    if args.gt or args.pred:
+        from bench.metrics import pair
+
+        return pair.main(args)
+    from bench.runner import run_grid
+
+    config = config_from_args(args)
+    return finish_run(config, run_grid(config, score_only=True))
+
+
+def cmd_table(args) -> int:
+    from bench.tables import read_scores, write_tables
+
+    results = Path(args.results or "results")
+    experiment = args.experiment or "lab"
+    records = read_scores(results / "scores" / experiment)
+    folder = results / "tables" / experiment
+    board, paths = write_tables(records, folder, args.layout)
+    text = {"md": board.markdown(), "csv": board.csv(), "latex": board.latex()}[args.format]
+    print(text)
+    print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from bench import registry
+
+    show_all = not (args.methods or args.metrics or args.presets or args.datasets)
+    if show_all or args.methods:
+        print("methods:")
+        for name, entry in registry.methods().items():
+            print(f"  {name:18s} {entry.summary}  [needs: {entry.needs}]")
+    if show_all or args.metrics:
+        print("metrics:")
+        try:
+            from bench.metrics import DEFAULT_METRICS, METRICS, SUMMARIES
+        except ImportError:
+            from bench.metrics import DEFAULT_METRICS, METRICS
+
+            SUMMARIES = {}
+        for name in METRICS:
+            default = " (default)" if name in DEFAULT_METRICS else ""
+            print(f"  {name:18s} {SUMMARIES.get(name, '')}{default}")
+    if show_all or args.presets:
+        print("presets:")
+        for name, path in registry.presets().items():
+            first = next((l.lstrip("# ").strip() for l in path.read_text().splitlines() if l.startswith("#")), "")
+            print(f"  {name:18s} {first}")
+    if show_all or args.datasets:
+        print("datasets:")
+        for name, summary in registry.datasets().items():
+            print(f"  {name:18s} {summary}")
+        print(f"  {'<path>.jsonl':18s} a manifest (python -m bench validate checks it)")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from bench.doctor import doctor
+
+    return doctor(args)
+
+
+def delegate(module: str, add: str, main: str, active: bool):
+    """Subcommands owned by other modules: imported only when that subcommand is used."""
+
+    def add_arguments(p):
+        if active:
+            try:
+                getattr(importlib.import_module(module), add)(p)
+            except ImportError as exc:
+                raise BenchError(f"{module} cannot be imported: {exc}", fix="reinstall: pip install -e '.[dev]'") from exc
+
+    def run(args):
+        return getattr(importlib.import_module(module), main)(args)
+
+    return add_arguments, run
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=MAIN_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="generate (or resume) rollouts, score them, print the leaderboard",
+                       description="Generate one rollout per (method, sample) at the longest duration, resume "
+                                   "anything unfinished, score every duration as a prefix, write scores.jsonl, "
+                                   "tables and drift plots. Shards over RANK/WORLD_SIZE when launched with torchrun.")
+    add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("score", help="re-score stored rollouts (no generation), or score one video pair",
+                       description="Without --gt/--pred: re-score the stored rollouts of a run configuration "
+                                   "(same options as `run`; nothing is generated). With --gt GT.mp4 --pred PRED.mp4: "
+                                   "score one pair with the full protocol and print JSON.")
+    add_run_options(p)
+    pair_group = p.add_argument_group("one video pair (the protocol without the harness)")
+    if command == "score":
+        from bench.metrics import pair
+
+        pair.add_arguments(pair_group)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("table", help="leaderboards (Markdown, CSV, LaTeX) and drift plots from stored scores",
+                       description="Build leaderboards from stored scores only (merging shard files): rows = methods, "
+                                   "column groups = durations, arrows = better direction, best value bold, missing "
+                                   "cells shown as missing. Also writes one drift-curve PNG per metric.")
+    p.add_argument("--experiment", help="scores folder name (default: lab)")
+    p.add_argument("--results", help="results folder (default: ./results)")
+    p.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="what to print (all are written)")
+    p.add_argument("--layout", choices=["leaderboard", "ablation"], default="leaderboard")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("ls", help="list methods, metrics, presets and datasets (imports no torch)")
+    for what in ("methods", "metrics", "presets", "datasets"):
+        p.add_argument(f"--{what}", action="store_true", help=f"only {what}")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("doctor", help="environment, devices, and which weights are present and verified",
+                       description="Report Python/torch/CUDA, every registered method (ready or what is missing) "
+                                   "and every metric's weights (present/missing/corrupt, and where each file goes).")
+    p.add_argument("--preset", default="lab", help="preset whose method arguments are checked (default: lab)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
+    add, run = delegate("bench.manifest", "add_validate_arguments", "validate_main", command == "validate")
+    p = sub.add_parser("validate", help="check a manifest: files, hashes, decoding, fps, size, lengths",
+                       description="Check every file of a manifest exists, matches its sha256, decodes, has the stated "
+                                   "fps, size and frame count, and that pose/face/GT lengths agree; every problem "
+                                   "is reported at once (exit 1 if any).")
+    add(p)
+    p.set_defaults(func=run)
+
+    add, run = delegate("bench.lab.commands", "add_arguments", "main", command == "lab")
+    p = sub.add_parser("lab", help="render lab clips (the procedural benchmark) and frame strips",
+                       description="The lab: procedural minute-scale clips with exact ground truth.")
+    add(p)
+    p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser(argv)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished chunks are kept - run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Pixel metrics: PSNR and SSIM (definitions: docs/metrics.md).
+
+SSIM follows Wang et al. with the settings of ``torchmetrics``' Gaussian SSIM, which it reproduces to
+< 1e-6 (tested against torchmetrics in float64): Gaussian 11x11 window, sigma 1.5, K1 0.01, K2 0.03,
+``data_range`` 255, reflect-101 padding (torch ``mode="reflect"``), the SSIM map averaged over every
+pixel and RGB channel, variances clamped at 0.
+
+Speed: the four blurred maps (x, y, x^2 + y^2, x y) come from OpenCV's separable SIMD filter in float32;
+precision is kept by blurring values centred on the frame's mean (variances and covariance do not change
+under a shift, and the means are shifted back before the luminance term), so the float32 rounding of
+``E[x^2] - E[x]^2`` acts on small numbers. ~10-20x faster than torchmetrics on a CPU at 480x832.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.metrics.base import FrameBatch, PerFrameMetric
+
+PSNR_CAP_DB = 100.0
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def psnr_from_mse(mse: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    mse = np.asarray(mse, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        value = 10.0 * np.log10(data_range**2 / mse)
+    return np.minimum(value, PSNR_CAP_DB)
+
+
+def squared_error_map(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-pixel squared error summed over RGB, exact in integers: int32 ``(T, H, W)`` (max 3 * 255^2)."""
+    out = np.empty(gt.shape[:3], np.int32)
+    for i in range(len(gt)):  # one frame at a time keeps temporaries small
+        diff = np.subtract(gt[i], pred[i], dtype=np.int32)
+        np.multiply(diff, diff, out=diff)
+        np.add(diff[..., 0], diff[..., 1], out=out[i])
+        out[i] += diff[..., 2]
+    return out
+
+
+_SQ_CACHE: list = [None, None]
+
+
+def batch_squared_error(batch: FrameBatch) -> np.ndarray:
+    """``squared_error_map`` of a batch, computed once and shared by PSNR, F-PSNR and BG-PSNR."""
+    if _SQ_CACHE[0] is not batch:
+        _SQ_CACHE[0], _SQ_CACHE[1] = batch, squared_error_map(batch.gt, batch.pred)
+    return _SQ_CACHE[1]
+
+
+def psnr_per_frame(gt: np.ndarray, pred: np.ndarray, sq: np.ndarray | None = None) -> np.ndarray:
+    """PSNR on [0, 255] over all pixels and channels of each frame (integer sum of squared errors, float64
+    division: exact); identical frames -> 100 dB."""
+    sq = squared_error_map(gt, pred) if sq is None else sq
+    total = sq.reshape(len(sq), -1).sum(axis=1, dtype=np.int64)
+    return psnr_from_mse(total.astype(np.float64) / (gt[0].size if len(gt) else 1))
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def _ssim_plane(x: np.ndarray, y: np.ndarray, kernel: np.ndarray, data_range: float) -> float:
+    """Sum of the SSIM map of one channel; ``x``, ``y`` uint8 (H, W)."""
+    import cv2
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(a, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+    # centre on the pair's mean: (co)variances are shift-invariant, and float32 rounding of E[x^2] - E[x]^2
+    # then acts on small numbers; the means are shifted back for the luminance term
+    offset = np.float32((cv2.mean(x)[0] + cv2.mean(y)[0]) / 2)
+    x = x.astype(np.float32)
+    y = y.astype(np.float32)
+    x -= offset
+    y -= offset
+    mu_x, mu_y = blur(x), blur(y)
+    xy = x * y
+    x *= x
+    y *= y
+    x += y
+    var_sum = blur(x)  # E[x^2] + E[y^2], centred
+    cov = blur(xy)  # E[xy], centred
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    cov -= mu_x * mu_y  # sigma_xy
+    var_sum -= mu_x * mu_x
+    var_sum -= mu_y * mu_y  # sigma_x^2 + sigma_y^2
+    np.maximum(var_sum, 0, out=var_sum)
+    mu_x += offset
+    mu_y += offset
+    numerator = mu_x * mu_y
+    numerator *= 2
+    numerator += c1  # 2 mu_x mu_y + c1
+    mu_x *= mu_x
+    mu_y *= mu_y
+    mu_x += mu_y
+    mu_x += c1  # mu_x^2 + mu_y^2 + c1
+    cov *= 2
+    cov += c2
+    var_sum += c2
+    numerator *= cov
+    mu_x *= var_sum
+    numerator /= mu_x
+    return float(numerator.sum(dtype=np.float64))
+
+
+def _ssim_frame(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    import cv2
+
+    kernel = gaussian_window().astype(np.float32)
+    total = sum(_ssim_plane(g, p, kernel, data_range) for g, p in zip(cv2.split(gt), cv2.split(pred)))
+    return total / gt.size
+
+
+def ssim_per_frame(gt: np.ndarray, pred: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """Gaussian SSIM per frame (see module docstring); ``gt``/``pred`` uint8 ``(T, H, W, 3)``."""
+    return np.array([_ssim_frame(g, p, data_range) for g, p in zip(gt, pred)], dtype=np.float64)
+
+
+class PSNR(PerFrameMetric):
+    name = "psnr"
+    display = "PSNR"
+    higher_is_better = True
+    description = "float64 PSNR on [0, 255] per frame, 100 dB cap; mean over frames"
+
+    def frame_values(self, batch: FrameBatch) -> np.ndarray:
+        return psnr_per_frame(batch.gt, batch.pred, batch_squared_error(batch))
+
+
+class SSIM(PerFrameMetric):
+    name = "ssim"
+    display = "SSIM"
+    higher_is_better = True
+    description = "Gaussian 11x11 (sigma 1.5) SSIM per RGB channel, averaged; torchmetrics-identical"
+
+    def frame_values(self, batch: FrameBatch) -> np.ndarray:
+        return ssim_per_frame(batch.gt, batch.pred)

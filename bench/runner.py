@@ -1,0 +1,313 @@
+"""The run grid: one rollout per (method, sample) at the longest duration, stored chunk by chunk,
+resumed after any interruption, scored, and written to ``scores.jsonl``.
+
+Sharding: with ``RANK`` / ``WORLD_SIZE`` in the environment (``torchrun``, ``accelerate launch``), cell ``i``
+of the deterministic grid order belongs to rank ``i % WORLD_SIZE``; each rank writes its own shard file and
+``bench table`` merges them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.animator import AnimationRequest, Animator, adaptations_to_list, check_frames, plan_chunks
+from bench.config import RunConfig, duration_frames
+from bench.errors import BenchError, ConfigError, DataError, MethodError
+from bench.metrics.base import PROTOCOL_VERSION
+from bench.provenance import provenance
+from bench.sample import FileSample, Sample
+from bench.scoring import MetricPlan, plan_metrics, pooled_records, score_rollout
+from bench.store import Rollout, atomic_write_bytes, check_writable, rollout_key
+
+
+@dataclass
+class Cell:
+    method: str
+    sample: Sample
+    index: int
+
+
+@dataclass
+class RunOutcome:
+    records: list[dict] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (method, sample, message)
+    scores_file: Path | None = None
+    generated_chunks: int = 0
+
+
+def shard_from_env() -> tuple[int, int]:
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"bad shard RANK={rank} WORLD_SIZE={world}", fix="launch with torchrun or accelerate launch")
+    return rank, world
+
+
+def load_samples(config: RunConfig) -> list[Sample]:
+    """Samples of the configured dataset: a folder of sample folders, a manifest, or a registered name."""
+    path = Path(config.dataset)
+    if path.is_dir():
+        folders = sorted(p.parent for p in path.glob("*/sample.json"))
+        if not folders:
+            raise DataError(f"{path} holds no sample folders (*/sample.json)", fix="point --dataset at rendered samples")
+        samples: list[Sample] = [FileSample.from_folder(f) for f in folders]
+    else:
+        from bench.datasets import load_dataset
+
+        samples = load_dataset(config.dataset, n_frames=config.max_frames, size=config.size,
+                               cache_root=Path(config.results) / "cache", progress=config.progress)
+    if config.samples:
+        wanted = set(config.samples)
+        missing = wanted - {s.id for s in samples}
+        if missing:
+            raise ConfigError(f"samples {sorted(missing)} are not in dataset {config.dataset}",
+                              fix=f"known ids: {', '.join(s.id for s in samples)}")
+        samples = [s for s in samples if s.id in wanted]
+    if config.max_samples:
+        samples = samples[: config.max_samples]
+    return samples
+
+
+def instantiate(name: str, config: RunConfig) -> Animator:
+    from bench.registry import method_class
+
+    cls = method_class(name)
+    try:
+        return cls(**config.args_for(name))
+    except TypeError as exc:
+        raise ConfigError(f"method {name!r} does not accept arguments {config.args_for(name)}: {exc}",
+                          fix=f"see `python -m bench ls --methods` and the method's docs for its arguments") from None
+
+
+class GridRunner:
+    """Runs a ``RunConfig``: generate what is missing, score, write the experiment's scores."""
+
+    def __init__(self, config: RunConfig, out=sys.stdout, score_only: bool = False):
+        self.config = config
+        self.score_only = score_only
+        self.root = Path(config.results)
+        self.out = out
+        self.rank, self.world = shard_from_env()
+        self.animators: dict[str, Animator] = {}
+        self.loaded: set[str] = set()
+        self.readiness: dict[str, BenchError | None] = {}
+
+    def log(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    # -- setup -------------------------------------------------------------------------------------
+    def prepare(self) -> tuple[list[Cell], MetricPlan]:
+        config = self.config
+        check_writable(self.root)
+        for name in config.methods:
+            self.animators[name] = instantiate(name, config)
+        plan = plan_metrics(config.metrics)  # errors for named metrics happen here, before generation
+        samples = load_samples(config)
+        needed = config.max_frames
+        for sample in samples:
+            if sample.fps != config.fps:
+                raise DataError(f"sample {sample.id} is {sample.fps} fps, the run is {config.fps} fps",
+                                fix="resample the data to the protocol fps or pass --fps to match")
+            if sample.n_frames < needed and config.pose_padding == "error":
+                raise DataError(
+                    f"sample {sample.id} has {sample.n_frames} pose frames ({sample.n_frames / sample.fps:.1f} s) "
+                    f"but {needed} ({needed / config.fps:.1f} s) are needed",
+                    fix="ask for shorter --durations, or pass --pose-padding reflect|hold to extend the pose "
+                        "sequence (recorded in every score)")
+        cells = [Cell(m, s, i) for i, (m, s) in enumerate((m, s) for m in config.methods for s in samples)]
+        return [c for c in cells if c.index % self.world == self.rank], plan
+
+    def ready(self, name: str) -> Animator:
+        """``check_ready`` once per method; a method that is not ready fails its cells only."""
+        if name not in self.readiness:
+            try:
+                self.animators[name].check_ready()
+                self.readiness[name] = None
+            except BenchError as exc:
+                self.readiness[name] = exc
+        if self.readiness[name] is not None:
+            raise self.readiness[name]
+        return self.animators[name]
+
+    def animator_for(self, name: str) -> Animator:
+        animator = self.ready(name)
+        if name not in self.loaded:
+            animator.load(self.config.device)
+            self.loaded.add(name)
+        return animator
+
+    def rollout_for(self, cell: Cell) -> tuple[Rollout, AnimationRequest]:
+        config = self.config
+        animator = self.ready(cell.method)
+        n_frames = min(config.max_frames, cell.sample.n_frames) if config.pose_padding == "error" else config.max_frames
+        request = AnimationRequest(sample=cell.sample, n_frames=n_frames, fps=config.fps, height=cell.sample.height,
+                                   width=cell.sample.width, seed=config.seed, pose_padding=config.pose_padding)
+        key, payload = rollout_key(animator.name, animator.version, animator.identity(),
+                                   animator.weight_fingerprints(), cell.sample.content_hash, n_frames, config.fps,
+                                   request.height, request.width, config.seed)
+        if config.pose_padding != "error":
+            payload["pose_padding"] = config.pose_padding
+        return Rollout(self.root, cell.method, key, payload), request
+
+    # -- generation ---------------------------------------------------------------------------------
+    def generate(self, cell: Cell, rollout: Rollout, request: AnimationRequest) -> int:
+        """Generate the missing chunks of one rollout; returns how many chunks were generated."""
+        animator = self.animator_for(cell.method)
+        caps = animator.capabilities()
+        specs = plan_chunks(request.n_frames, caps.chunk_frames, caps.overlap_frames)
+        rollout.ensure_key()
+        done = rollout.chunk_records(verify=True)
+        if done and not caps.can_resume and len(done) < len(specs):
+            done = []  # cannot continue mid-rollout: start over
+        rollout.discard_after(len(done))
+        resume = None
+        if done:
+            last = done[-1]
+            resume = (len(done), rollout.load_state(last.index) if last.state_sha256 else None)
+        animator.adaptations = []
+        generated = 0
+        bar = None
+        if self.config.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(specs), initial=len(done), desc=f"{cell.method} / {cell.sample.id}", unit="chunk",
+                       leave=False)
+
+        def sink(spec, frames, state):
+            nonlocal generated
+            frames = check_frames(cell.method, spec, frames, request.height, request.width)
+            rollout.write_chunk(spec.index, spec.out_start, frames, request.fps, state,
+                                adaptations_to_list(animator.adaptations))
+            generated += 1
+            if bar:
+                bar.update(1)
+
+        if len(done) < len(specs):
+            animator.generate(request, sink, resume=resume)
+        if bar:
+            bar.close()
+        records = rollout.chunk_records()
+        produced = sum(r.n_frames for r in records)
+        if len(records) != len(specs) or produced < request.n_frames:
+            raise MethodError(f"{cell.method}: produced {len(records)} of {len(specs)} chunks ({produced} of "
+                              f"{request.n_frames} frames)", fix="the method stopped early; see its log")
+        adaptations: list[dict] = []
+        for item in [a for r in records for a in r.adaptations] + adaptations_to_list(animator.adaptations):
+            if item not in adaptations:
+                adaptations.append(item)
+        if produced > request.n_frames:
+            adaptations.append({"kind": "truncate", "detail": f"last chunk overshoots; video truncated to "
+                                f"{request.n_frames} of {produced} generated frames", "generated": produced})
+        if request.n_frames > cell.sample.n_frames:
+            adaptations.append({"kind": "extend", "detail": f"pose sequence of {cell.sample.n_frames} frames padded "
+                                f"({request.pose_padding}) to {request.n_frames}"})
+        rollout.mark_complete(request.n_frames, {"adaptations": adaptations, "model_info": animator.model_info()})
+        return generated
+
+    # -- the whole grid -----------------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        config = self.config
+        cells, plan = self.prepare()
+        outcome = RunOutcome()
+        prov = provenance(config.device, PROTOCOL_VERSION)
+        self.log(f"bench run: {len(config.methods)} method(s) x {len({c.sample.id for c in cells})} sample(s), "
+                 f"durations {', '.join(f'{d:g}s' for d in config.durations)}, rank {self.rank}/{self.world}, "
+                 f"metrics {', '.join(plan.names) or '-'}" +
+                 (f" (skipped: {', '.join(n for n, _ in plan.skipped)})" if plan.skipped else ""))
+        pending = list(cells)
+        pooled: dict[str, dict[str, list[Path]]] = {}
+        started = time.time()
+        deferred = 0
+        while pending:
+            cell = pending.pop(0)
+            try:
+                rollout, request = self.rollout_for(cell)
+                with rollout.lock(timeout=0 if deferred < len(cells) else -1):
+                    if not rollout.is_complete():
+                        if self.score_only:
+                            raise BenchError(f"no complete rollout stored for {cell.method} / {cell.sample.id}",
+                                             fix="`bench score` only re-scores; run `python -m bench run` first")
+                        outcome.generated_chunks += self.generate(cell, rollout, request)
+                    scores = score_rollout(rollout, cell.sample, plan, config.durations, config.fps, config.window_s,
+                                           device=config.device, progress=config.progress, force=self.score_only,
+                                           pose_padding=config.pose_padding)
+            except BenchError as exc:
+                self.fail(outcome, cell, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - keep going past a failed cell, list it at the end
+                if type(exc).__name__ == "Timeout":  # filelock: another process works on this rollout
+                    pending.append(cell)
+                    deferred += 1
+                    continue
+                self.fail(outcome, cell, exc, trace=True)
+                continue
+            status = rollout.status() or {}
+            model_info = status.get("model_info", {})
+            for record in scores.records:
+                outcome.records.append(self.score_line(cell, rollout, record, status, model_info, prov))
+            for name, path in scores.pooled.items():
+                pooled.setdefault(cell.method, {}).setdefault(name, []).append(path)
+        if self.world == 1:
+            for record in pooled_records(plan, pooled, config.durations, config.fps):
+                outcome.records.append(self.cell_line(record, prov))
+        for name, reason in plan.skipped:
+            for method in config.methods:
+                for duration in config.durations:
+                    outcome.records.append(self.cell_line(
+                        {"method": method, "sample": "*", "metric": name, "duration_s": float(duration),
+                         "n_frames": duration_frames(duration, config.fps), "value": None, "missing": reason}, prov))
+        outcome.scores_file = self.write_scores(outcome.records)
+        self.write_pooled_index(pooled)
+        self.log(f"scores: {outcome.scores_file} ({len(outcome.records)} lines, {time.time() - started:.1f} s)")
+        return outcome
+
+    def fail(self, outcome: RunOutcome, cell: Cell, exc: BaseException, trace: bool = False) -> None:
+        message = str(exc)
+        if trace:
+            message = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc)[-3:])
+        outcome.failures.append((cell.method, cell.sample.id, message))
+        self.log(f"FAILED {cell.method} / {cell.sample.id}: {message.splitlines()[0]}")
+
+    def score_line(self, cell: Cell, rollout: Rollout, record: dict, status: dict, model_info: dict,
+                   prov: dict) -> dict:
+        weights = dict(model_info.get("weights", {}))
+        return {"schema": "bench.score/1", "experiment": self.config.experiment_name, "method": cell.method,
+                "method_version": rollout.payload["version"], "sample": cell.sample.id, **record,
+                "rollout_key": rollout.key, "seed": self.config.seed, "protocol": PROTOCOL_VERSION,
+                "adaptations": status.get("adaptations", []), "method_weights": weights,
+                "provenance": prov}
+
+    def cell_line(self, record: dict, prov: dict) -> dict:
+        return {"schema": "bench.score/1", "experiment": self.config.experiment_name, **record,
+                "seed": self.config.seed, "protocol": PROTOCOL_VERSION, "provenance": prov}
+
+    def scores_dir(self) -> Path:
+        return self.root / "scores" / self.config.experiment_name
+
+    def write_scores(self, records: list[dict]) -> Path:
+        name = "scores.jsonl" if self.world == 1 else f"scores.shard-{self.rank}-of-{self.world}.jsonl"
+        path = self.scores_dir() / name
+        records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        atomic_write_bytes(path, data.encode())
+        return path
+
+    def write_pooled_index(self, pooled: dict[str, dict[str, list[Path]]]) -> None:
+        """Where each shard's pooled states live, so ``bench table`` can compute cell metrics after merging."""
+        if not pooled:
+            return
+        from bench.store import atomic_write_json
+
+        name = "pooled.json" if self.world == 1 else f"pooled.shard-{self.rank}-of-{self.world}.json"
+        atomic_write_json(self.scores_dir() / name,
+                          {m: {k: sorted(str(p) for p in v) for k, v in per.items()} for m, per in pooled.items()})
+
+
+def run_grid(config: RunConfig, out=sys.stdout, score_only: bool = False) -> RunOutcome:
+    return GridRunner(config, out=out, score_only=score_only).run()

@@ -1,0 +1,217 @@
+"""Score stored rollouts: stream GT and prediction once, derive every horizon, window and drift slope.
+
+Durations are prefixes of one rollout: the 10 s value of a metric is the mean of its per-frame series
+over the first 250 frames of the same rollout as the 90 s value (recorded as ``prefix_of``).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.animator import pose_indices
+from bench.config import duration_frames
+from bench.errors import BenchError, WeightsError
+from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric, Series
+from bench.sample import Sample
+from bench.store import Rollout, atomic_write_json, canonical_json
+
+SCORE_SCHEMA = "bench.score/1"
+ALL_SAMPLES = "*"
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """Which metrics run, and which default metrics were skipped (with the reason shown in tables)."""
+
+    names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    weights: tuple[tuple[str, tuple], ...] = ()  # metric -> WeightRecords as dicts
+
+    def weight_records(self, name: str) -> list[dict]:
+        return [dict(r) for r in dict(self.weights).get(name, ())]
+
+
+def plan_metrics(requested: Sequence[str]) -> MetricPlan:
+    """Requested by name: missing weights are an error (before any generation). Default set: metrics
+    whose weights are absent are skipped with a loud notice and shown as "n/a (no weights)"."""
+    from bench.metrics import DEFAULT_METRICS
+    from bench.registry import metric_class
+
+    explicit = bool(requested)
+    names = tuple(requested) if explicit else tuple(DEFAULT_METRICS)
+    kept, skipped, weights = [], [], []
+    for name in names:
+        cls = metric_class(name)
+        try:
+            records = cls.check_weights()
+        except WeightsError as exc:
+            if explicit:
+                raise
+            print(f"NOTICE: metric {name!r} skipped: {exc.message}" + (f"\n  fix: {exc.fix}" if exc.fix else ""),
+                  file=sys.stderr)
+            skipped.append((name, "n/a (no weights)"))
+            continue
+        kept.append(name)
+        weights.append((name, tuple(tuple(sorted(r.__dict__.items())) for r in records)))
+    return MetricPlan(tuple(kept), tuple(skipped), tuple(weights))
+
+
+def window_values(series: Series, n_frames: int, window_frames: int) -> list[float | None]:
+    """Mean of the series values inside each window ``[w * W, (w + 1) * W)`` of the first ``n_frames``."""
+    out = []
+    for a in range(0, n_frames, window_frames):
+        b = min(n_frames, a + window_frames)
+        sel = (series.last_frame >= a) & (series.last_frame < b)
+        vals = series.values[sel]
+        vals = vals[np.isfinite(vals)]
+        out.append(float(vals.mean()) if len(vals) else None)
+    return out
+
+
+def drift_slope_per_minute(windows: Sequence[float | None], window_frames: int, fps: int) -> float | None:
+    """Least-squares slope of the window curve against window-centre time, in metric units per minute."""
+    centres = [(i + 0.5) * window_frames / fps / 60.0 for i, v in enumerate(windows) if v is not None]
+    values = [v for v in windows if v is not None]
+    if len(values) < 2:
+        return None
+    slope = np.polyfit(np.asarray(centres), np.asarray(values, np.float64), 1)[0]
+    return float(slope)
+
+
+def summarise(series: Series, n_frames: int) -> tuple[float | None, float]:
+    sel = series.last_frame < n_frames
+    vals = series.values[sel]
+    if len(vals) == 0:
+        return None, 0.0
+    finite = np.isfinite(vals)
+    coverage = float(finite.mean())
+    return (float(vals[finite].mean()) if finite.any() else None), coverage
+
+
+def scoring_key(rollout_key: str, sample_hash: str, plan: MetricPlan, horizons: Sequence[int], window_frames: int) -> str:
+    payload = {"protocol": PROTOCOL_VERSION, "rollout": rollout_key, "sample": sample_hash,
+               "metrics": list(plan.names), "weights": plan.weights, "horizons": list(horizons),
+               "window": window_frames}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+@dataclass
+class RolloutScores:
+    """Per-rollout scores: one record per (duration, series metric) and pooled states per pooled metric."""
+
+    records: list[dict] = field(default_factory=list)
+    pooled: dict[str, Path] = field(default_factory=dict)
+
+
+def _by_index(read, index: np.ndarray):
+    """Read sample frames for arbitrary (padded) indices with one contiguous read."""
+    lo, hi = int(index.min()), int(index.max()) + 1
+    data = read(lo, hi)
+    return None if data is None else data[index - lo]
+
+
+def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations: Sequence[float], fps: int,
+                  window_s: float, device: str = "cpu", batch: int = 50, force: bool = False,
+                  progress: bool = False, pose_padding: str = "error") -> RolloutScores:
+    """Score one stored rollout against its sample (cached in the rollout folder by a scoring key)."""
+    from bench.registry import metric_class
+
+    horizons = [duration_frames(d, fps) for d in durations]
+    n_total = max(horizons)
+    window_frames = max(1, int(round(window_s * fps)))
+    key = scoring_key(rollout.key, sample.content_hash, plan, horizons, window_frames)
+    if pose_padding == "error":
+        pose_padding = "reflect"  # only reached by the tail of a last chunk, never scored
+    cache = rollout.scores_path(key)
+    pooled_paths = {name: cache.with_name(f"{cache.stem}.{name}.npz") for name in plan.names
+                    if metric_class(name).pooled}
+    if cache.exists() and not force and all(p.exists() for p in pooled_paths.values()):
+        import json
+
+        return RolloutScores(json.loads(cache.read_text())["records"], pooled_paths)
+
+    metrics: list[Metric] = [metric_class(name)(device=device, horizons=horizons) for name in plan.names]
+    needs = {n for m in metrics for n in m.needs}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_total, desc=f"  score {sample.id}", unit="frame", leave=False)
+    for start, pred in rollout.iter_frames(n_total, batch=batch):
+        stop = start + len(pred)
+        # past the end of an extended pose sequence the GT is the frame of the same (padded) pose index
+        index = pose_indices(start, len(pred), sample.n_frames, pose_padding)
+        gt = _by_index(sample.gt, index)
+        if gt.shape != pred.shape:
+            raise BenchError(f"sample {sample.id}: GT frames {gt.shape} and rollout frames {pred.shape} differ",
+                             fix="the rollout was generated at another size; delete it and re-run")
+        fb = FrameBatch(start=start, gt=gt, pred=pred,
+                        face_boxes=_by_index(sample.face_boxes, index) if "face_boxes" in needs else None,
+                        masks=_by_index(sample.masks, index) if "masks" in needs else None)
+        for metric in metrics:
+            metric.update(fb)
+        if bar:
+            bar.update(len(pred))
+    if bar:
+        bar.close()
+
+    records = []
+    for metric in metrics:
+        if metric.pooled:
+            state = metric.pooled_state()
+            pooled_paths[metric.name].parent.mkdir(parents=True, exist_ok=True)
+            _save_npz_atomic(pooled_paths[metric.name], state)
+            continue
+        series = metric.series()
+        for duration, n in zip(durations, horizons):
+            value, coverage = summarise(series, n)
+            windows = window_values(series, n, window_frames)
+            records.append({
+                "metric": metric.name, "duration_s": float(duration), "n_frames": n, "value": value,
+                "coverage": coverage, "windows": {"window_s": float(window_s), "values": windows},
+                "drift_slope_per_min": drift_slope_per_minute(windows, window_frames, fps),
+                "higher_is_better": metric.higher_is_better,
+                "prefix_of": {"rollout_frames": n_total, "note": "durations are prefixes of one rollout"},
+                "metric_weights": plan.weight_records(metric.name),
+            })
+    atomic_write_json(cache, {"scoring_key": key, "records": records})
+    return RolloutScores(records, pooled_paths)
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    import io
+
+    from bench.store import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def pooled_records(plan: MetricPlan, states_by_method: dict[str, dict[str, list[Path]]],
+                   durations: Sequence[float], fps: int) -> list[dict]:
+    """One record per (method, duration, pooled metric) from the per-rollout states of a whole cell."""
+    from bench.registry import metric_class
+
+    out = []
+    for method, per_metric in sorted(states_by_method.items()):
+        for name, paths in sorted(per_metric.items()):
+            cls = metric_class(name)
+            states = []
+            for p in sorted(paths):
+                with np.load(p) as data:
+                    states.append({k: data[k] for k in data.files})
+            values = cls.pooled_compute(states)
+            for duration in durations:
+                n = duration_frames(duration, fps)
+                value, extra = values.get(n, (None, {}))
+                out.append({"method": method, "sample": ALL_SAMPLES, "metric": name, "duration_s": float(duration),
+                            "n_frames": n, "value": None if value is None else float(value),
+                            "higher_is_better": cls.higher_is_better, "pooled": {"n_videos": len(states), **extra},
+                            "metric_weights": plan.weight_records(name)})
+    return out

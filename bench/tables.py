@@ -1,0 +1,283 @@
+"""Leaderboards and drift curves from stored scores only (never from a model run).
+
+Presentation is data: ``COLUMNS`` holds display names, direction and format for every metric; rows are
+methods, column groups are durations, the best value per column is bold and a missing cell stays
+missing ("-", or the recorded reason such as "n/a (no weights)"), never 0.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Column:
+    metric: str
+    display: str
+    higher_is_better: bool
+    digits: int
+
+
+COLUMNS = (
+    Column("psnr", "PSNR", True, 3), Column("ssim", "SSIM", True, 3), Column("lpips", "LPIPS", False, 3),
+    Column("fid", "FID", False, 3), Column("vmae_paired", "V-MAE", False, 3), Column("vmae_fd", "V-MAE FD", False, 3),
+    Column("fpsnr", "F-PSNR", True, 3), Column("bgpsnr", "BG-PSNR", True, 3),
+)
+ABLATION_METRICS = ("psnr", "ssim", "lpips")
+DISPLAY_NAMES = {"everanimate": "EverAnimate", "wan_animate": "Wan-Animate", "vae_roundtrip": "VAE round trip",
+                 "ground_truth": "Ground truth", "static_reference": "Static reference", "precomputed": "Precomputed",
+                 "unianimate_dit": "UniAnimate-DiT", "one_to_all": "One-to-All", "scail": "SCAIL",
+                 "steadydancer": "SteadyDancer"}
+
+
+def column_for(metric: str, higher_is_better: bool | None = None) -> Column:
+    for c in COLUMNS:
+        if c.metric == metric:
+            return c
+    return Column(metric, metric, True if higher_is_better is None else higher_is_better, 3)
+
+
+def read_scores(folder: Path) -> list[dict]:
+    """Merge ``scores.jsonl`` and every shard file of an experiment; the last line for a key wins."""
+    folder = Path(folder)
+    files = sorted(folder.glob("scores*.jsonl"))
+    if not files:
+        raise BenchError(f"no scores in {folder}", fix="run `python -m bench run ...` first (or pass --experiment)")
+    merged: dict[tuple, dict] = {}
+    for f in files:
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"{f}:{n} is not valid JSON ({exc})", fix="delete the file and re-run `bench run`") from None
+            merged[(r["method"], r["sample"], r["duration_s"], r["metric"])] = r
+    records = list(merged.values())
+    records += pooled_from_index(folder, records)
+    return records
+
+
+def pooled_from_index(folder: Path, records: list[dict]) -> list[dict]:
+    """Cell metrics of sharded runs: merge every shard's pooled states and compute them here."""
+    shard_indexes = sorted(folder.glob("pooled.shard-*.json"))
+    if not shard_indexes:
+        return []
+    from bench.scoring import MetricPlan, pooled_records
+
+    merged: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for f in shard_indexes:
+        for method, per in json.loads(f.read_text()).items():
+            for metric, paths in per.items():
+                merged[method][metric].extend(Path(p) for p in paths)
+    durations = sorted({r["duration_s"] for r in records})
+    fps_guess = {round(r["n_frames"] / r["duration_s"]) for r in records if r.get("duration_s")}
+    fps = fps_guess.pop() if len(fps_guess) == 1 else 25
+    have = {(r["method"], r["metric"]) for r in records if r["sample"] == "*"}
+    todo = {m: {k: v for k, v in per.items() if (m, k) not in have} for m, per in merged.items()}
+    return pooled_records(MetricPlan(()), todo, durations, fps)
+
+
+@dataclass
+class Cell:
+    mean: float | None
+    std: float | None
+    n: int
+    missing: str | None = None
+
+
+def aggregate(records: Iterable[dict]) -> tuple[dict[tuple[str, float, str], Cell], list[str], list[float], list[str]]:
+    """Mean (and std) over samples per (method, duration, metric)."""
+    values: dict[tuple, list] = defaultdict(list)
+    missing: dict[tuple, str] = {}
+    methods, durations, metrics = [], set(), []
+    for r in records:
+        key = (r["method"], r["duration_s"], r["metric"])
+        if r["method"] not in methods:
+            methods.append(r["method"])
+        if r["metric"] not in metrics:
+            metrics.append(r["metric"])
+        durations.add(r["duration_s"])
+        if r.get("missing"):
+            missing[key] = r["missing"]
+        elif r.get("value") is not None:
+            values[key].append(float(r["value"]))
+    cells = {}
+    for key in set(values) | set(missing):
+        v = values.get(key, [])
+        if v:
+            mean = sum(v) / len(v)
+            std = math.sqrt(sum((x - mean) ** 2 for x in v) / len(v))
+            cells[key] = Cell(mean, std, len(v))
+        else:
+            cells[key] = Cell(None, None, 0, missing.get(key))
+    order = [c.metric for c in COLUMNS]
+    metrics.sort(key=lambda m: order.index(m) if m in order else len(order))
+    return cells, methods, sorted(durations), metrics
+
+
+@dataclass
+class Leaderboard:
+    methods: list[str]
+    durations: list[float]
+    metrics: list[str]
+    cells: dict
+
+    def best(self, duration: float, metric: str) -> float | None:
+        col = column_for(metric)
+        vals = [c.mean for m in self.methods if (c := self.cells.get((m, duration, metric))) and c.mean is not None
+                and m != "ground_truth"]
+        if not vals:
+            return None
+        return max(vals) if col.higher_is_better else min(vals)
+
+    def text(self, method: str, duration: float, metric: str, bold=("**", "**")) -> str:
+        cell = self.cells.get((method, duration, metric))
+        if cell is None:
+            return "-"
+        if cell.mean is None:
+            return cell.missing or "-"
+        s = f"{cell.mean:.{column_for(metric).digits}f}"
+        best = self.best(duration, metric)
+        if best is not None and cell.mean == best and method != "ground_truth":
+            s = f"{bold[0]}{s}{bold[1]}"
+        return s
+
+    def header(self, metric: str) -> str:
+        col = column_for(metric)
+        return f"{col.display} {'↑' if col.higher_is_better else '↓'}"
+
+    def markdown(self) -> str:
+        lines = []
+        head = ["Method"] + [f"{d:g}s {self.header(m)}" for d in self.durations for m in self.metrics]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        for method in self.methods:
+            row = [DISPLAY_NAMES.get(method, method)] + [self.text(method, d, m) for d in self.durations for m in self.metrics]
+            lines.append("| " + " | ".join(row) + " |")
+        return "\n".join(lines) + "\n"
+
+    def csv(self) -> str:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["method", "duration_s", "metric", "higher_is_better", "mean", "std", "n_samples", "missing"])
+        for method in self.methods:
+            for d in self.durations:
+                for m in self.metrics:
+                    cell = self.cells.get((method, d, m))
+                    if cell is None:
+                        writer.writerow([method, d, m, column_for(m).higher_is_better, "", "", 0, "missing"])
+                    else:
+                        writer.writerow([method, d, m, column_for(m).higher_is_better,
+                                         "" if cell.mean is None else repr(cell.mean),
+                                         "" if cell.std is None else repr(cell.std), cell.n, cell.missing or ""])
+        return buffer.getvalue()
+
+    def latex(self) -> str:
+        cols = len(self.metrics)
+        lines = [r"\begin{tabular}{l" + ("|" + "c" * cols) * len(self.durations) + "}", r"\toprule"]
+        lines.append(" & ".join(["Method"] + [rf"\multicolumn{{{cols}}}{{c}}{{{d:g} s}}" for d in self.durations]) + r" \\")
+        heads = []
+        for m in self.metrics:
+            col = column_for(m)
+            arrow = r"$\uparrow$" if col.higher_is_better else r"$\downarrow$"
+            heads.append(f"{col.display} {arrow}")
+        lines.append(" & ".join([""] + heads * len(self.durations)) + r" \\")
+        lines.append(r"\midrule")
+        for method in self.methods:
+            row = [DISPLAY_NAMES.get(method, method)]
+            for d in self.durations:
+                for m in self.metrics:
+                    row.append(self.text(method, d, m, bold=(r"\textbf{", "}")).replace("_", r"\_"))
+            lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+
+
+def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[str] | None = None) -> Leaderboard:
+    cells, found_methods, durations, metrics = aggregate(records)
+    if layout == "ablation":
+        metrics = [m for m in metrics if m in ABLATION_METRICS]
+    if methods:
+        found_methods = [m for m in methods if m in found_methods] + [m for m in found_methods if m not in methods]
+    return Leaderboard(found_methods, durations, metrics, cells)
+
+
+def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """metric -> method -> (window centre seconds, mean over samples) from the longest duration's windows."""
+    longest: dict[tuple[str, str], float] = {}
+    for r in records:
+        if r.get("windows") and r.get("value") is not None:
+            key = (r["method"], r["metric"])
+            longest[key] = max(longest.get(key, 0), r["duration_s"])
+    sums: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
+    window_s: dict[tuple[str, str], float] = {}
+    for r in records:
+        key = (r["method"], r["metric"])
+        if r.get("windows") and longest.get(key) == r["duration_s"]:
+            sums[key].append(r["windows"]["values"])
+            window_s[key] = r["windows"]["window_s"]
+    out: dict[str, dict] = defaultdict(dict)
+    for (method, metric), rows in sums.items():
+        n = max(len(row) for row in rows)
+        xs, ys = [], []
+        for i in range(n):
+            vals = [row[i] for row in rows if i < len(row) and row[i] is not None]
+            if vals:
+                xs.append((i + 0.5) * window_s[(method, metric)])
+                ys.append(sum(vals) / len(vals))
+        out[metric][method] = (xs, ys)
+    return out
+
+
+def plot_drift(records: list[dict], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for metric, per_method in sorted(drift_curves(records).items()):
+        col = column_for(metric)
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        for method, (xs, ys) in sorted(per_method.items()):
+            finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+            if finite:
+                ax.plot(*zip(*finite), marker="o", markersize=3, label=DISPLAY_NAMES.get(method, method))
+        ax.set_xlabel("time in video (s)")
+        ax.set_ylabel(f"{col.display} ({'higher' if col.higher_is_better else 'lower'} is better)")
+        ax.set_title(f"{col.display} over time (window means)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = folder / f"drift_{metric}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_tables(records: list[dict], folder: Path, layout: str = "leaderboard",
+                 methods: list[str] | None = None) -> tuple[Leaderboard, dict[str, Path]]:
+    from bench.store import atomic_write_bytes
+
+    board = leaderboard(records, layout, methods)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for fmt, text in (("md", board.markdown()), ("csv", board.csv()), ("tex", board.latex())):
+        path = folder / f"{layout}.{fmt}"
+        atomic_write_bytes(path, text.encode())
+        paths[fmt] = path
+    for p in plot_drift(records, folder):
+        paths[p.stem] = p
+    return board, paths

@@ -1,0 +1,226 @@
+"""``EverAnimate``: the method behind the harness's ``Animator`` contract (registry name ``everanimate``).
+
+Identity arguments (all change pixels, all go into the rollout key)::
+
+    components = "tiny" | "lab"      tiny: random untrained Wan-Animate components (tiny_seed);
+                                     lab: the shipped lab models under $EVERANIMATE_LAB_DIR (default models/lab)
+    model_dir = None | DIR           a local Wan-AI/Wan2.2-Animate-14B-Diffusers folder (overrides components)
+    lora = None | FILE               EverAnimate LoRA (diffusers-peft or the release's DiffSynth file)
+    lora_scale = 1.0, tiny_seed = 0, dtype = None ("bfloat16" with model_dir, else "float32")
+    chunk_frames = 77, overlap_frames = 4, steps = 20, shift = 5.0, n_memory = 4, seed_stride = 42,
+    clip_source = "previous_frame", flag_motion_mask = False, prompt = Wan-Animate's default
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput, check_frames
+from bench.errors import ConfigError, DataError, MethodError, WeightsError
+
+from everanimate.config import SamplerConfig, sampler_config_from
+
+SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
+OWN_FIELDS = {"components", "model_dir", "lora", "lora_scale", "tiny_seed", "dtype"}
+
+
+def lab_paths() -> tuple[Path, Path]:
+    root = Path(os.environ.get("EVERANIMATE_LAB_DIR", "models/lab"))
+    return root / "wan_animate_lab", root / "everanimate_lab" / "stage2.safetensors"
+
+
+class EverAnimate(Animator):
+    name = "everanimate"
+    version = "1"
+    description = "EverAnimate: persistent latent propagation (K identity + 1 motion latent slot) and a " \
+                  "restorative-flow-matching LoRA on Wan2.2-Animate"
+
+    def __init__(self, components: str = "tiny", model_dir: str | None = None, lora: str | None = None,
+                 lora_scale: float = 1.0, tiny_seed: int = 0, dtype: str | None = None, **sampler_args: Any):
+        unknown = sorted(set(sampler_args) - SAMPLER_FIELDS)
+        if unknown:
+            raise ConfigError(f"everanimate: unknown arguments {unknown}",
+                              fix=f"known: {sorted(OWN_FIELDS | SAMPLER_FIELDS)}")
+        if components not in ("tiny", "lab"):
+            raise ConfigError(f"everanimate: components={components!r}", fix="use 'tiny', 'lab' or model_dir=DIR")
+        if model_dir is None and components == "lab":
+            base, default_lora = lab_paths()
+            model_dir, lora = str(base), lora or str(default_lora)
+        dtype = dtype or ("bfloat16" if model_dir and components != "lab" else "float32")
+        if dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"everanimate: dtype={dtype!r}", fix="use 'float32' or 'bfloat16'")
+        self.config = SamplerConfig(**sampler_args)
+        super().__init__(components=components if model_dir is None else "folder", model_dir=model_dir, lora=lora,
+                         lora_scale=float(lora_scale), tiny_seed=int(tiny_seed), dtype=dtype, **asdict(self.config))
+        self.model_dir, self.lora, self.lora_scale, self.tiny_seed, self.dtype = \
+            model_dir, lora, float(lora_scale), int(tiny_seed), dtype
+        self.components = None
+        self.sampler = None
+        self.lora_info: dict | None = None
+        self._fingerprints: dict[str, str] | None = None
+
+    # -- identity and weights ---------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        from bench.models import wan
+
+        if self.model_dir is not None:
+            wan.check_model_dir(self.model_dir, method="everanimate")
+        if self.lora is not None and not Path(self.lora).is_file():
+            raise WeightsError(f"everanimate: LoRA file {self.lora} does not exist",
+                               fix="download everanimate-v1-lora32/stage2_480p.safetensors (or train one: "
+                                   "python -m everanimate train --stage 2 ...) and pass lora=FILE")
+
+    def weight_fingerprints(self) -> dict[str, str]:
+        if self._fingerprints is None:
+            from bench.models import wan
+            from bench.sample import sha256_file
+
+            self.check_ready()
+            fp = {}
+            if self.model_dir is not None:
+                fp["base"] = wan.fingerprint(self.model_dir)
+            else:
+                blob = json.dumps({"tiny": asdict(wan.WanComponentsConfig()), "seed": self.tiny_seed}, sort_keys=True)
+                fp["base"] = "tiny-random:" + hashlib.sha256(blob.encode()).hexdigest()
+            if self.lora is not None:
+                fp["lora"] = sha256_file(self.lora)
+            self._fingerprints = fp
+        return dict(self._fingerprints)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames,
+                            overlap_frames=self.config.overlap_frames, resolution=None, can_resume=True,
+                            needs_weights=self.model_dir is not None, end_to_end=False)
+
+    def load(self, device: str = "cpu") -> None:
+        from bench.models import wan
+
+        from everanimate.lora import load_lora
+        from everanimate.sampler import ChunkSampler, ChunkProfiler
+
+        self.check_ready()
+        self.device = device
+        dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        if self.model_dir is not None:
+            comps = wan.load_components(self.model_dir, dtype=dtype, method="everanimate")
+        else:
+            comps = wan.tiny_components(seed=self.tiny_seed)
+            if dtype != torch.float32:
+                comps.transformer.to(dtype)
+        if self.lora is not None:
+            self.lora_info = load_lora(comps.transformer, self.lora, scale=self.lora_scale)
+        comps.to(device)
+        self.components = comps
+        sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+        self.sampler = ChunkSampler(comps, self.config, device, ChunkProfiler(sync=sync), record=self.record)
+
+    def model_info(self) -> dict[str, Any]:
+        info = super().model_info()
+        if self.components is not None:
+            info["components"] = self.components.info()
+            info["untrained"] = not self.components.trained
+        else:
+            info["untrained"] = self.model_dir is None
+        if self.model_dir is None:
+            info["description"] += " [untrained: tiny random components]"
+        info["lora"] = self.lora_info
+        return info
+
+    # -- rollout ------------------------------------------------------------------------------------------
+    def config_hash(self, request: AnimationRequest) -> str:
+        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
+                "weights": self.weight_fingerprints(), "sample": request.sample.content_hash,
+                "n_frames": request.n_frames, "fps": request.fps, "height": request.height, "width": request.width,
+                "seed": request.seed, "pose_padding": request.pose_padding}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _references(self, request: AnimationRequest) -> list[np.ndarray]:
+        refs = request.sample.references()
+        if not refs:
+            raise DataError(f"sample {request.sample.id} has no reference image", fix="add ref_000.png to the sample")
+        for i, ref in enumerate(refs):
+            ref = np.asarray(ref)
+            if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
+                raise DataError(f"sample {request.sample.id}: reference {i} has shape {ref.shape} dtype {ref.dtype}, "
+                                "expected (H, W, 3) uint8 RGB", fix="convert the reference image to 8-bit RGB")
+            if ref.shape[:2] != (request.height, request.width):
+                raise DataError(f"sample {request.sample.id}: reference {i} is {ref.shape[1]}x{ref.shape[0]}, the "
+                                f"rollout is {request.width}x{request.height}",
+                                fix="render / crop the reference at the rollout size (or request that size)")
+        return [np.ascontiguousarray(r) for r in refs]
+
+    def _check_request(self, request: AnimationRequest) -> None:
+        if self.sampler is None:
+            raise MethodError("everanimate: load() was not called", fix="call animator.load(device) first")
+        if request.height % 16 or request.width % 16:
+            raise ConfigError(f"everanimate: {request.width}x{request.height} is not a multiple of 16",
+                              fix="use a size divisible by 16 (VAE 8x and patch 2x), e.g. 64x64 or 832x480")
+        if request.n_frames > request.sample.n_frames and request.pose_padding == "error":
+            raise DataError(f"sample {request.sample.id} has {request.sample.n_frames} pose frames, "
+                            f"{request.n_frames} requested", fix="ask for a shorter duration or pass "
+                            "--pose-padding reflect|hold (recorded)")
+
+    def start(self, request: AnimationRequest):
+        self._check_request(request)
+        refs = self._references(request)
+        if len(refs) < self.config.n_memory:
+            self.record("memory", f"{len(refs)} reference view(s) < K={self.config.n_memory}: identity memory "
+                        "completed from generated chunk 0", views=len(refs))
+        return self.sampler.start(refs, request.seed, self.config_hash(request)), refs, request
+
+    def step(self, state, chunk: ChunkInput):
+        rollout, refs, request = state
+        if rollout.next_chunk != chunk.spec.index:
+            raise MethodError(f"everanimate: state is at chunk {rollout.next_chunk}, asked for {chunk.spec.index}",
+                              fix="resume from the state stored with the previous chunk")
+        pose, face = self._fit_pose(chunk.pose, request), chunk.face
+        if len(pose) != self.config.chunk_frames or len(face) != self.config.chunk_frames:
+            raise DataError(f"chunk {chunk.spec.index}: {len(pose)} pose / {len(face)} face frames, "
+                            f"expected {self.config.chunk_frames}", fix="the sample's pose or face video is short")
+        frames, rollout = self.sampler.step(rollout, refs, pose, face, request.seed)
+        out = check_frames(self.name, chunk.spec, frames[chunk.spec.drop:], request.height, request.width)
+        return out, (rollout, refs, request)
+
+    def _fit_pose(self, pose: np.ndarray, request: AnimationRequest) -> np.ndarray:
+        if pose.shape[1:3] == (request.height, request.width):
+            return pose
+        import cv2
+
+        self.record("resize", f"pose maps resized from {pose.shape[2]}x{pose.shape[1]} to "
+                    f"{request.width}x{request.height}", from_hw=list(pose.shape[1:3]))
+        return np.stack([cv2.resize(p, (request.width, request.height), interpolation=cv2.INTER_AREA) for p in pose])
+
+    # -- resume ---------------------------------------------------------------------------------------------
+    def state_dict(self, state) -> dict:
+        r = state[0]
+        return {"next_chunk": r.next_chunk, "anchors": r.anchors.detach().cpu(),
+                "anchors_final": int(r.anchors_final),
+                "motion": r.motion.detach().cpu() if r.motion is not None else torch.zeros(0),
+                "last_frame": torch.from_numpy(r.last_frame) if r.last_frame is not None else torch.zeros(0, dtype=torch.uint8),
+                "rng_state": r.rng.get_state(), "config_hash": r.config_hash,
+                "completion_frames": list(r.completion_frames)}
+
+    def load_state_dict(self, request: AnimationRequest, blob: dict):
+        from everanimate.sampler import RolloutState
+
+        self._check_request(request)
+        expected = self.config_hash(request)
+        if blob.get("config_hash") != expected:
+            raise ConfigError("everanimate: the saved rollout state was made with a different configuration "
+                              f"(hash {str(blob.get('config_hash'))[:12]} != {expected[:12]})",
+                              fix="resume with the same method arguments, weights, sample and seed, or start over")
+        dev = self.device
+        rng = torch.Generator()
+        rng.set_state(blob["rng_state"])
+        motion = blob["motion"].to(dev) if blob["motion"].numel() else None
+        last = blob["last_frame"].numpy().copy() if blob["last_frame"].numel() else None
+        rollout = RolloutState(int(blob["next_chunk"]), blob["anchors"].to(dev), bool(blob["anchors_final"]), motion,
+                               last, rng, expected, [int(i) for i in blob["completion_frames"]])
+        return rollout, self._references(request), request

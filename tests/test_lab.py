@@ -1,0 +1,197 @@
+"""The lab: deterministic, prefix-stable clips on the real keypoint layout, written as ordinary samples."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bench.errors import ConfigError, DataError
+from bench.lab import commands
+from bench.lab.motion import A, _REST
+from bench.lab.puppet import Puppet, draw_appearance, pose_frames
+from bench.lab.render import LabClip, pixel_sha256, render_frames, render_sample
+from bench.lab.spec import LAB_VERSION, LabSpec
+from bench.lab.splits import TEST_SEEDS, train_specs
+from bench.sample import FileSample
+from bench.video import probe
+
+SPEC = LabSpec(seed=7, size="lab-64", n_frames=60)
+
+
+def test_spec_hash_is_pinned_and_covers_every_field():
+    assert LabSpec(seed=1).content_hash == LabSpec(seed=1).content_hash
+    assert LabSpec(seed=1).to_dict() == {"seed": 1, "size": "lab-64", "n_frames": 250, "fps": 25, "version": LAB_VERSION}
+    hashes = {LabSpec(seed=1).content_hash, LabSpec(seed=2).content_hash, LabSpec(seed=1, size="lab-128").content_hash,
+              LabSpec(seed=1, n_frames=251).content_hash}
+    assert len(hashes) == 4
+    # a pinned key: changing the spec's hashing by accident changes every cache folder
+    assert LabSpec(seed=1).content_hash == "c273fb94fd7b680ec160312b57fbf5b8f6e898eb5564329b7e7c598b6b8bc5df"
+    assert LabSpec(seed=1).key == "s1-lab-64-250f-c273fb94fd7b680ec160312b57fbf5b8f6e898eb5564329b7e7c598b6b8bc5df"[:27]
+
+
+@pytest.mark.parametrize("kwargs, word", [({"seed": -1}, "seed"), ({"seed": 1, "size": "lab-65"}, "lab-64"),
+                                          ({"seed": 1, "n_frames": 0}, "n_frames"), ({"seed": 1, "fps": 30}, "25")])
+def test_bad_specs_name_the_field(kwargs, word):
+    with pytest.raises(ConfigError) as err:
+        LabSpec(**kwargs)
+    assert word in str(err.value) and err.value.fix
+
+
+def test_render_is_deterministic_and_prefix_stable():
+    a, b = render_frames(SPEC), render_frames(SPEC)
+    for key in ("gt", "pose", "face", "masks", "body", "face_points"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    longer = render_frames(SPEC.with_(n_frames=120))
+    np.testing.assert_array_equal(longer.gt[:60], a.gt)
+    np.testing.assert_array_equal(longer.body[:60], a.body)
+    other = render_frames(SPEC.with_(seed=8))
+    assert np.abs(other.gt.astype(int) - a.gt).mean() > 10  # another identity in another room
+
+
+def test_products_have_the_sample_shapes():
+    c = render_frames(SPEC)
+    assert c.gt.shape == c.pose.shape == (60, 64, 64, 3) and c.gt.dtype == np.uint8
+    assert c.face.shape == (60, 16, 16, 3)
+    assert c.masks.shape == (60, 64, 64) and c.masks.dtype == bool
+    assert c.body.shape == (60, 18, 3) and c.face_points.shape == (60, 68, 3) and c.face_boxes.shape == (60, 4)
+    assert set(np.unique(c.body[..., 2])) <= {0.0, 1.0}
+    assert 0.05 < c.masks.mean() < 0.5
+
+
+def test_sizes_share_one_continuous_pose():
+    small, big = render_frames(SPEC), render_frames(SPEC.with_(size="lab-128"))
+    np.testing.assert_allclose(big.body[..., :2], 2 * small.body[..., :2], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(big.face_points[..., :2], 2 * small.face_points[..., :2], rtol=1e-5, atol=1e-3)
+
+
+def test_visible_keypoints_lie_on_the_person_and_in_frame():
+    c = render_frames(SPEC.with_(n_frames=200))
+    t, k = np.nonzero(c.body[..., 2] > 0)
+    x, y = np.floor(c.body[t, k, 0]).astype(int), np.floor(c.body[t, k, 1]).astype(int)
+    assert ((x >= 0) & (x < 64) & (y >= 0) & (y < 64)).all()
+    assert c.masks[t, y, x].mean() > 0.97
+
+
+def _views(yaws, size=64, seed=3):
+    app = draw_appearance(np.random.default_rng(seed))
+    n = len(yaws)
+    angles = np.tile(_REST, (n, 1))
+    angles[:, A["r_sho_abd"]] = angles[:, A["l_sho_abd"]] = 0.35
+    posed = pose_frames(app, angles, np.array(yaws, float), np.full(n, 0.5), size, size)
+    puppet = Puppet(app, np.zeros((size, size, 3), np.uint8))
+    return [puppet.draw(posed, i) for i in range(n)]
+
+
+def test_front_side_back_views_differ_and_hide_the_face_from_behind():
+    (front, _, fb, ff), (side, _, sb, sf), (back, _, bb, bf) = _views([0.0, np.pi / 2, np.pi], size=128)
+    assert ff.sum() >= 60 and fb[[0, 14, 15]].all()  # face and eyes seen from the front
+    assert bf.sum() == 0 and bb[[0, 14, 15]].sum() == 0  # nothing of the face from behind ...
+    assert bb[[16, 17]].all()  # ... but both ears
+    assert 10 < sf.sum() < ff.sum()  # half a face in profile
+    assert np.abs(front.astype(int) - back.astype(int)).mean() > 3  # the back is not a mirrored front
+
+
+def test_limbs_occlude_each_other_in_motion():
+    c = render_frames(LabSpec(seed=1001, n_frames=750))
+    inside = (c.body[..., 0] >= 0) & (c.body[..., 0] < 64) & (c.body[..., 1] >= 0) & (c.body[..., 1] < 64)
+    hidden_arm = (c.body[:, [3, 4, 6, 7], 2] == 0) & inside[:, [3, 4, 6, 7]]
+    assert hidden_arm.any(1).mean() > 0.05  # elbows/wrists hidden behind the body in side and back views
+
+
+def test_background_has_fine_detail():
+    import cv2
+
+    clip = LabClip(SPEC)
+    lap = cv2.Laplacian(clip.background.astype(np.float32), cv2.CV_32F)
+    assert np.abs(lap).mean() > 10
+
+
+def test_render_sample_writes_the_sample_layout_and_caches(tmp_path):
+    sample = render_sample(SPEC, tmp_path, sample_id="x", progress=False)
+    folder = tmp_path / SPEC.key
+    assert sample.base == folder and sample.id == "x"
+    record = json.loads((folder / "sample.json").read_text())
+    assert record["schema"] == "bench.sample/1" and record["face_size"] == 16 and len(record["files"]["refs"]) == 3
+    assert record["adaptations"]["face_crop"]["size"] == 16
+    for name in ("gt", "pose", "face", "masks"):
+        info = probe(folder / f"{name}.mp4")
+        assert (info.fps, info.n_frames) == (25, 60)
+    mem = render_frames(SPEC)
+    np.testing.assert_array_equal(sample.gt(0, 60), mem.gt)  # lossless on disk
+    np.testing.assert_array_equal(sample.pose(10, 20), mem.pose[10:20])
+    np.testing.assert_array_equal(sample.face(0, 60), mem.face)
+    np.testing.assert_array_equal(sample.masks(0, 60), mem.masks)
+    np.testing.assert_array_equal(sample.keypoints()["body"], mem.body)
+    assert sample.references()[0].shape == (64, 64, 3)
+    assert record["source"]["pixel_sha256"] == pixel_sha256(SPEC)
+    sample.close()
+
+    stamp = os.stat(folder / "gt.mp4").st_mtime_ns
+    again = render_sample(SPEC, tmp_path, sample_id="x", progress=False)
+    assert os.stat(folder / "gt.mp4").st_mtime_ns == stamp and again.content_hash == sample.content_hash
+
+    (folder / "sample.json").unlink()  # incomplete folders are never reused
+    render_sample(SPEC, tmp_path, sample_id="x", progress=False)
+    assert os.stat(folder / "gt.mp4").st_mtime_ns != stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_expected_hash_mismatch_fails_and_leaves_nothing(tmp_path):
+    with pytest.raises(DataError) as err:
+        render_sample(SPEC, tmp_path, progress=False, expected_pixel_sha256="0" * 64)
+    assert "LAB_VERSION" in err.value.fix
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_split_is_disjoint_from_test_and_long_enough():
+    specs = train_specs(n_clips=1000)
+    assert len({s.seed for _, s in specs}) == 1000 and not {s.seed for _, s in specs} & set(TEST_SEEDS)
+    assert min(s.n_frames for _, s in specs) >= 162
+    with pytest.raises(ConfigError):
+        train_specs(n_frames=100)
+
+
+@pytest.mark.slow
+def test_checked_in_test_split_renders_to_its_expected_hashes():
+    from bench.manifest import read_manifest
+    from data_manifests import LAB_TEST
+
+    manifest = read_manifest(LAB_TEST)
+    assert manifest.kind == "lab" and len(manifest.records) == 4
+    for record in manifest.records:
+        spec = LabSpec.from_dict(record["spec"])
+        assert spec.n_frames == 2250
+        assert pixel_sha256(spec) == record["expected"]["lab-64"]["pixel_sha256"], record["id"]
+
+
+def test_load_dataset_lab_test_and_bad_names(tmp_path):
+    from bench.datasets import DATASETS, load_dataset
+
+    samples = load_dataset("lab-test", n_frames=30, cache_root=tmp_path, progress=False)
+    assert [s.id for s in samples] == [f"lab-test-0{i}" for i in range(4)]
+    assert all(isinstance(s, FileSample) and s.n_frames == 30 for s in samples)
+    assert len({s.content_hash for s in samples}) == 4
+    with pytest.raises(ConfigError) as err:
+        load_dataset("lab-tset", n_frames=None, cache_root=tmp_path)
+    assert "lab-test" in str(err.value)
+    assert set(DATASETS) >= {"lab-test", "lab-train"}
+
+
+def test_cli_render_train_and_strip(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    commands.add_arguments(parser)
+    args = parser.parse_args(["render", "--split", "train", "--clips", "2", "--frames", "162", "--out", str(tmp_path),
+                              "--no-progress"])
+    assert commands.main(args) == 0
+    assert len(list((tmp_path / "lab").glob("*/sample.json"))) == 2
+    assert "lab-train-00001" in capsys.readouterr().out
+    out = tmp_path / "strip.png"
+    img = commands.strip_image("lab-64", seed=5, times_s=(0, 1, 2))
+    assert img.shape[0] > 3 * 64 and img.shape[1] == 4 * 64
+    args = parser.parse_args(["strip", "--out", str(out), "--size", "lab-64", "--seed", "5"])
+    # the strip renders 90 s; at lab-64 that is about a second
+    assert commands.main(args) == 0 and out.stat().st_size > 1000

@@ -1,0 +1,101 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from bench.config import build_config
+from bench.errors import BenchError, ConfigError, DataError
+from bench.runner import run_grid
+from tests.helpers import write_dataset, write_synthetic_sample
+from tests.plugins import PLUGINS
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_dataset(tmp_path / "data", 2, n=60)
+
+
+def config(tmp_path, dataset, **kw):
+    base = dict(methods=["ground_truth", "static_reference"], durations=[1, 2], dataset=str(dataset),
+                results=str(tmp_path / "results"), progress=False, metrics=["psnr", "ssim"])
+    base.update(kw)
+    return build_config("lab", **base)
+
+
+def lines(path):
+    return [json.loads(l) for l in path.read_text().splitlines()]
+
+
+def test_grid_scores_ground_truth_ideal_and_prefixes(tmp_path, dataset):
+    outcome = run_grid(config(tmp_path, dataset))
+    assert not outcome.failures
+    records = lines(outcome.scores_file)
+    assert len(records) == 2 * 2 * 2 * 2  # methods x samples x durations x metrics
+    gt = [r for r in records if r["method"] == "ground_truth"]
+    assert all(r["value"] == (100.0 if r["metric"] == "psnr" else pytest.approx(1.0)) for r in gt)
+    static = {(r["sample"], r["duration_s"], r["metric"]): r for r in records if r["method"] == "static_reference"}
+    r1, r2 = static[("s0", 1.0, "psnr")], static[("s0", 2.0, "psnr")]
+    assert r1["n_frames"] == 25 and r2["n_frames"] == 50
+    assert r1["prefix_of"]["rollout_frames"] == 50 and r1["rollout_key"] == r2["rollout_key"]
+    assert 5 < r1["value"] < 60 and math.isfinite(r2["value"])
+    for r in records:
+        assert r["protocol"] and r["provenance"]["packages"]["torch"] and r["seed"] == 42
+        assert any(a["kind"] == "truncate" for a in r["adaptations"])  # recorded, not silent
+
+
+def test_completed_rollouts_are_reused_not_regenerated(tmp_path, dataset):
+    first = run_grid(config(tmp_path, dataset))
+    assert first.generated_chunks > 0
+    second = run_grid(config(tmp_path, dataset))
+    assert second.generated_chunks == 0
+    assert first.scores_file.read_bytes() == second.scores_file.read_bytes()
+
+
+def test_failed_cells_are_listed_and_others_finish(tmp_path, dataset, monkeypatch):
+    monkeypatch.setenv("BENCH_PLUGINS", PLUGINS)
+    outcome = run_grid(config(tmp_path, dataset, methods=["emits_nan", "crashes", "ground_truth"]))
+    failed = {(m, s): msg for m, s, msg in outcome.failures}
+    assert set(failed) == {("emits_nan", "s0"), ("emits_nan", "s1"), ("crashes", "s0"), ("crashes", "s1")}
+    assert "NaN" in failed[("emits_nan", "s0")] and "simulated out-of-memory" in failed[("crashes", "s0")]
+    methods = {r["method"] for r in lines(outcome.scores_file)}
+    assert methods == {"ground_truth"}
+    # the crashed rollout keeps its finished chunk and is not marked complete
+    folder = next((tmp_path / "results" / "runs" / "crashes").iterdir())
+    assert (folder / "chunks" / "00000.json").exists() and not (folder / "status.json").exists()
+
+
+def test_duration_longer_than_pose_sequence(tmp_path, dataset):
+    with pytest.raises(DataError, match="pose-padding"):
+        run_grid(config(tmp_path, dataset, durations=[1, 5]))
+    outcome = run_grid(config(tmp_path, dataset, durations=[1, 5], pose_padding="reflect"))
+    records = lines(outcome.scores_file)
+    assert all(any(a["kind"] == "extend" for a in r["adaptations"]) for r in records)
+    assert {r["n_frames"] for r in records} == {25, 125}
+
+
+def test_unknown_names_answer_with_close_matches(tmp_path, dataset):
+    with pytest.raises(ConfigError, match="did you mean ground_truth"):
+        run_grid(config(tmp_path, dataset, methods=["ground_truht"]))
+    with pytest.raises(ConfigError, match="did you mean psnr"):
+        run_grid(config(tmp_path, dataset, metrics=["psrn"]))
+    with pytest.raises(ConfigError, match="preset"):
+        build_config("paperr")
+
+
+def test_unwritable_results_folder(tmp_path, dataset):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BenchError, match="not writable"):
+        run_grid(config(tmp_path, dataset, results=str(blocker / "results")))
+
+
+def test_corrupt_sample_file_is_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    s = write_synthetic_sample(data, "bad", n=60)
+    gt = s.path("gt")
+    gt.write_bytes(gt.read_bytes()[: len(gt.read_bytes()) // 3])
+    outcome = run_grid(config(tmp_path, data, methods=["ground_truth"]))
+    assert outcome.failures and "bad" == outcome.failures[0][1]
+    assert "re-create" in outcome.failures[0][2]
