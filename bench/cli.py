@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_score(args) -> int:
-    if args.gt or args.pred:
+    if getattr(args, "gt", None) or getattr(args, "pred", None):
         from bench.metrics import pair
 
         return pair.main(args)
@@ -185,12 +185,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        description="Without --gt/--pred: re-score the stored rollouts of a run configuration "
                                    "(same options as `run`; nothing is generated). With --gt GT.mp4 --pred PRED.mp4: "
                                    "score one pair with the full protocol and print JSON.")
-    add_run_options(p)
-    pair_group = p.add_argument_group("one video pair (the protocol without the harness)")
-    if command == "score":
+    pair_mode = command == "score" and any(a.split("=")[0] in ("--gt", "--pred") for a in argv)
+    if pair_mode:
         from bench.metrics import pair
 
-        pair.add_arguments(pair_group)
+        pair.add_arguments(p.add_argument_group("one video pair (the protocol without the harness)"))
+    else:
+        add_run_options(p)
+        p.add_argument_group("one video pair", "python -m bench score --gt GT.mp4 --pred PRED.mp4 --help "
+                                               "lists the pair options (face boxes, masks, adaptations)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("table", help="leaderboards (Markdown, CSV, LaTeX) and drift plots from stored scores",
@@ -203,7 +206,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["leaderboard", "ablation"], default="leaderboard")
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser("ls", help="list methods, metrics, presets and datasets (imports no torch)")
+    p = sub.add_parser("ls", help="list methods, metrics, presets and datasets (imports no torch)",
+                       description="List every registered method (with what it needs to run), metric (default set "
+                                   "marked), preset (TOML files in bench/presets) and dataset. Nothing heavy is "
+                                   "imported, so this answers instantly on any machine.")
     for what in ("methods", "metrics", "presets", "datasets"):
         p.add_argument(f"--{what}", action="store_true", help=f"only {what}")
     p.set_defaults(func=cmd_ls)

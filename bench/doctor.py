@@ -95,17 +95,13 @@ def doctor(args) -> int:
             print(f"  {'':18s}   fix: {m['fix']}")
         for item in m.get("requirements", []):
             print(f"  {'':18s}   [{'x' if item.get('present') else ' '}] {item.get('what')}: {item.get('path', '')}")
-    print("\nmetrics:")
-    for m in report["metrics"]:
-        name = m.get("metric") or m.get("name")
-        line = f"  {name:18s} {m.get('status', '?')}"
-        for key in ("file", "expected_location", "location", "path"):
-            if m.get(key):
-                line += f"  {key}: {m[key]}"
-        if m.get("problem"):
-            line += f"\n  {'':18s}   {m['problem']}"
-        if m.get("fix"):
-            line += f"\n  {'':18s}   fix: {m['fix']}"
-        print(line)
+    print("\nmetric weights:")
+    try:
+        from bench.metrics.weights import format_doctor_report
+
+        print(format_doctor_report(report["metrics"]))
+    except ImportError:
+        for m in report["metrics"]:
+            print(f"  {m.get('metric') or m.get('name')}: {m.get('status')} {m.get('problem', '')}")
     sys.stdout.flush()
     return 0

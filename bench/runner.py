@@ -224,7 +224,15 @@ class GridRunner:
         pooled: dict[str, dict[str, list[Path]]] = {}
         started = time.time()
         deferred = 0
+        grid_bar = None
+        if config.progress:
+            from tqdm.auto import tqdm
+
+            grid_bar = tqdm(total=len(cells), desc="rollouts", unit="rollout")
         while pending:
+            if grid_bar is not None:
+                grid_bar.n = len(cells) - len(pending)
+                grid_bar.refresh()
             cell = pending.pop(0)
             try:
                 rollout, request = self.rollout_for(cell)
@@ -236,7 +244,8 @@ class GridRunner:
                         outcome.generated_chunks += self.generate(cell, rollout, request)
                     scores = score_rollout(rollout, cell.sample, plan, config.durations, config.fps, config.window_s,
                                            device=config.device, progress=config.progress, force=self.score_only,
-                                           pose_padding=config.pose_padding)
+                                           pose_padding=config.pose_padding,
+                                           gt_cache_dir=self.root / "cache" / "gt_features")
             except BenchError as exc:
                 self.fail(outcome, cell, exc)
                 continue
@@ -253,6 +262,9 @@ class GridRunner:
                 outcome.records.append(self.score_line(cell, rollout, record, status, model_info, prov))
             for name, path in scores.pooled.items():
                 pooled.setdefault(cell.method, {}).setdefault(name, []).append(path)
+        if grid_bar is not None:
+            grid_bar.n = len(cells)
+            grid_bar.close()
         if self.world == 1:
             for record in pooled_records(plan, pooled, config.durations, config.fps):
                 outcome.records.append(self.cell_line(record, prov))

@@ -16,6 +16,7 @@ import numpy as np
 from bench.animator import pose_indices
 from bench.config import duration_frames
 from bench.errors import BenchError, WeightsError
+from bench.metrics import drift
 from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric, Series
 from bench.sample import Sample
 from bench.store import Rollout, atomic_write_json, canonical_json
@@ -61,36 +62,15 @@ def plan_metrics(requested: Sequence[str]) -> MetricPlan:
     return MetricPlan(tuple(kept), tuple(skipped), tuple(weights))
 
 
-def window_values(series: Series, n_frames: int, window_frames: int) -> list[float | None]:
-    """Mean of the series values inside each window ``[w * W, (w + 1) * W)`` of the first ``n_frames``."""
-    out = []
-    for a in range(0, n_frames, window_frames):
-        b = min(n_frames, a + window_frames)
-        sel = (series.last_frame >= a) & (series.last_frame < b)
-        vals = series.values[sel]
-        vals = vals[np.isfinite(vals)]
-        out.append(float(vals.mean()) if len(vals) else None)
-    return out
-
-
-def drift_slope_per_minute(windows: Sequence[float | None], window_frames: int, fps: int) -> float | None:
-    """Least-squares slope of the window curve against window-centre time, in metric units per minute."""
-    centres = [(i + 0.5) * window_frames / fps / 60.0 for i, v in enumerate(windows) if v is not None]
-    values = [v for v in windows if v is not None]
-    if len(values) < 2:
-        return None
-    slope = np.polyfit(np.asarray(centres), np.asarray(values, np.float64), 1)[0]
-    return float(slope)
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
 
 
 def summarise(series: Series, n_frames: int) -> tuple[float | None, float]:
-    sel = series.last_frame < n_frames
-    vals = series.values[sel]
-    if len(vals) == 0:
-        return None, 0.0
-    finite = np.isfinite(vals)
-    coverage = float(finite.mean())
-    return (float(vals[finite].mean()) if finite.any() else None), coverage
+    """Prefix mean over the first ``n_frames`` (NaN values = uncovered) and the covered fraction."""
+    part = drift.prefix(series, n_frames)
+    value, _, n = drift.mean_std(part)
+    return _finite_or_none(value), (n / len(part.values) if len(part.values) else 0.0)
 
 
 def scoring_key(rollout_key: str, sample_hash: str, plan: MetricPlan, horizons: Sequence[int], window_frames: int) -> str:
@@ -117,7 +97,7 @@ def _by_index(read, index: np.ndarray):
 
 def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations: Sequence[float], fps: int,
                   window_s: float, device: str = "cpu", batch: int = 50, force: bool = False,
-                  progress: bool = False, pose_padding: str = "error") -> RolloutScores:
+                  progress: bool = False, pose_padding: str = "error", gt_cache_dir: Path | None = None) -> RolloutScores:
     """Score one stored rollout against its sample (cached in the rollout folder by a scoring key)."""
     from bench.registry import metric_class
 
@@ -135,7 +115,10 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
 
         return RolloutScores(json.loads(cache.read_text())["records"], pooled_paths)
 
-    metrics: list[Metric] = [metric_class(name)(device=device, horizons=horizons) for name in plan.names]
+    metrics: list[Metric] = [metric_class(name)(device=device, horizons=horizons, gt_cache_dir=gt_cache_dir)
+                             for name in plan.names]
+    for metric in metrics:
+        metric.set_gt_key(sample.content_hash)
     needs = {n for m in metrics for n in m.needs}
     bar = None
     if progress:
@@ -170,14 +153,16 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
         series = metric.series()
         for duration, n in zip(durations, horizons):
             value, coverage = summarise(series, n)
-            windows = window_values(series, n, window_frames)
+            curve = drift.window_means(drift.prefix(series, n), window_frames, n)
+            windows = [_finite_or_none(w["value"]) for w in curve]
             records.append({
                 "metric": metric.name, "duration_s": float(duration), "n_frames": n, "value": value,
                 "coverage": coverage, "windows": {"window_s": float(window_s), "values": windows},
-                "drift_slope_per_min": drift_slope_per_minute(windows, window_frames, fps),
+                "drift_slope_per_min": _finite_or_none(drift.drift_slope(curve, fps)),
                 "higher_is_better": metric.higher_is_better,
                 "prefix_of": {"rollout_frames": n_total, "note": "durations are prefixes of one rollout"},
                 "metric_weights": plan.weight_records(metric.name),
+                **({"metric_info": metric.info()} if metric.info() else {}),
             })
     atomic_write_json(cache, {"scoring_key": key, "records": records})
     return RolloutScores(records, pooled_paths)
