@@ -330,7 +330,7 @@ class OfficialCodeAnimator(Animator):
                 Requirement("entry script", self.checkout / entry, "file",
                             f"{self.checkout} is not a checkout of {self.repo_url} (no {entry})"),
                 Requirement("python", self.python, "python",
-                            f"create the method's environment (see docs/baselines_external.md) and pass "
+                            f"create the method's environment (see docs/baselines.md) and pass "
                             f"python=PATH or set {env}_PYTHON")]
 
     repo_url: ClassVar[str] = ""

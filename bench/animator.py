@@ -187,11 +187,13 @@ class Animator(ABC):
 
     # -- the default loop ---------------------------------------------------------------------------
     def chunk_input(self, request: AnimationRequest, spec: ChunkSpec) -> ChunkInput:
+        # like WanAnimatePipeline: the pose sequence is the request's n_frames poses, reflected past its end
         mode = "reflect" if request.pose_padding == "error" else request.pose_padding
-        idx = pose_indices(spec.src_start, spec.chunk_frames, request.sample.n_frames, mode)
+        available = min(request.sample.n_frames, request.n_frames)
+        idx = pose_indices(spec.src_start, spec.chunk_frames, available, mode)
         if idx[-1] != spec.src_start + spec.chunk_frames - 1:
-            self.record("pad", f"pose frames past the end of the sample padded ({mode}) to fill the last chunk",
-                        mode=mode, sample_frames=request.sample.n_frames)
+            self.record("pad", f"pose frames past frame {available} padded ({mode}) to fill the last chunk",
+                        mode=mode, pose_frames=available)
         lo, hi = int(idx.min()), int(idx.max()) + 1
         pose = request.sample.pose(lo, hi)[idx - lo]
         face = request.sample.face(lo, hi)[idx - lo]

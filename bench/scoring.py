@@ -191,12 +191,16 @@ def pooled_records(plan: MetricPlan, states_by_method: dict[str, dict[str, list[
             for p in sorted(paths):
                 with np.load(p) as data:
                     states.append({k: data[k] for k in data.files})
-            values = cls.pooled_compute(states)
+            try:
+                values, problem = cls.pooled_compute(states), None
+            except BenchError as exc:  # e.g. too few frames or clips for a covariance: the cell stays missing
+                values, problem = {}, exc.message
             for duration in durations:
                 n = duration_frames(duration, fps)
-                value, extra = values.get(n, (None, {}))
+                value, extra = values.get(n, (None, {"problem": problem} if problem else {}))
                 out.append({"method": method, "sample": ALL_SAMPLES, "metric": name, "duration_s": float(duration),
                             "n_frames": n, "value": None if value is None else float(value),
                             "higher_is_better": cls.higher_is_better, "pooled": {"n_videos": len(states), **extra},
+                            **({"missing": f"n/a ({problem})"} if value is None and problem else {}),
                             "metric_weights": plan.weight_records(name)})
     return out

@@ -46,7 +46,7 @@ def request(n_frames: int):
 def profile_everanimate(n_chunks: int) -> list[dict]:
     from everanimate.animator import EverAnimate
 
-    a = EverAnimate(components="tiny")
+    a = EverAnimate(components="tiny-random")
     a.load("cpu")
     a.generate(request(77 + 73 * (n_chunks - 1)), lambda spec, frames, blob: None)
     return a.sampler.profiler.chunks
@@ -98,7 +98,7 @@ def rss_child(seconds: int) -> None:
     """Child process: one rollout of ``seconds`` at 25 fps, prints peak RSS (MiB) as JSON."""
     from everanimate.animator import EverAnimate
 
-    a = EverAnimate(components="tiny", steps=2)
+    a = EverAnimate(components="tiny-random", steps=2)
     a.load("cpu")
     n = {"chunks": 0}
     a.generate(request(25 * seconds), lambda spec, frames, blob: n.__setitem__("chunks", n["chunks"] + 1))

@@ -2,8 +2,8 @@
 
 Identity arguments (all change pixels, all go into the rollout key)::
 
-    components = "tiny" | "lab"      tiny: random untrained Wan-Animate components (tiny_seed);
-                                     lab: the shipped lab models under $EVERANIMATE_LAB_DIR (default models/lab)
+    components = "tiny-random" | "lab"   tiny-random: random untrained Wan-Animate components (tiny_seed);
+                                     lab: the shipped lab models under $BENCH_LAB_MODELS (default models/lab)
     model_dir = None | DIR           a local Wan-AI/Wan2.2-Animate-14B-Diffusers folder (overrides components)
     lora = None | FILE               EverAnimate LoRA (diffusers-peft or the release's DiffSynth file)
     lora_scale = 1.0, tiny_seed = 0, dtype = None ("bfloat16" with model_dir, else "float32")
@@ -32,8 +32,10 @@ OWN_FIELDS = {"components", "model_dir", "lora", "lora_scale", "tiny_seed", "dty
 
 
 def lab_paths() -> tuple[Path, Path]:
-    root = Path(os.environ.get("EVERANIMATE_LAB_DIR", "models/lab"))
-    return root / "wan_animate_lab", root / "everanimate_lab" / "stage2.safetensors"
+    """The shipped lab base model and EverAnimate stage-2 LoRA (``components="lab"``)."""
+    from bench.models import wan
+
+    return wan.lab_model_dir("wan_animate_base"), wan.lab_model_dir("everanimate") / "stage2.safetensors"
 
 
 class EverAnimate(Animator):
@@ -42,14 +44,15 @@ class EverAnimate(Animator):
     description = "EverAnimate: persistent latent propagation (K identity + 1 motion latent slot) and a " \
                   "restorative-flow-matching LoRA on Wan2.2-Animate"
 
-    def __init__(self, components: str = "tiny", model_dir: str | None = None, lora: str | None = None,
+    def __init__(self, components: str = "tiny-random", model_dir: str | None = None, lora: str | None = None,
                  lora_scale: float = 1.0, tiny_seed: int = 0, dtype: str | None = None, **sampler_args: Any):
         unknown = sorted(set(sampler_args) - SAMPLER_FIELDS)
         if unknown:
             raise ConfigError(f"everanimate: unknown arguments {unknown}",
                               fix=f"known: {sorted(OWN_FIELDS | SAMPLER_FIELDS)}")
-        if components not in ("tiny", "lab"):
-            raise ConfigError(f"everanimate: components={components!r}", fix="use 'tiny', 'lab' or model_dir=DIR")
+        if components not in ("tiny-random", "lab"):
+            raise ConfigError(f"everanimate: components={components!r}",
+                              fix="use 'tiny-random', 'lab' or model_dir=DIR")
         if model_dir is None and components == "lab":
             base, default_lora = lab_paths()
             model_dir, lora = str(base), lora or str(default_lora)

@@ -117,8 +117,26 @@ def _ssim_frame(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
 
 
 def ssim_per_frame(gt: np.ndarray, pred: np.ndarray, data_range: float = 255.0) -> np.ndarray:
-    """Gaussian SSIM per frame (see module docstring); ``gt``/``pred`` uint8 ``(T, H, W, 3)``."""
-    return np.array([_ssim_frame(g, p, data_range) for g, p in zip(gt, pred)], dtype=np.float64)
+    """Gaussian SSIM per frame (see module docstring); ``gt``/``pred`` uint8 ``(T, H, W, 3)``. Frames are
+    spread over a small thread pool: OpenCV and NumPy release the GIL, so large frames use every core."""
+    pixels = gt[0].size if len(gt) else 0
+    if len(gt) < 2 or pixels < 64 * 64 * 3:
+        return np.array([_ssim_frame(g, p, data_range) for g, p in zip(gt, pred)], dtype=np.float64)
+    return np.array(list(_pool().map(lambda pair: _ssim_frame(pair[0], pair[1], data_range), zip(gt, pred))),
+                    dtype=np.float64)
+
+
+_POOL: list = []
+
+
+def _pool():
+    if not _POOL:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, min(4, len(os.sched_getaffinity(0)))),
+                                        thread_name_prefix="ssim"))
+    return _POOL[0]
 
 
 class PSNR(PerFrameMetric):
