@@ -120,11 +120,9 @@ class WanAnimate(Animator):
 
     def _folder(self):
         """The components folder to load (``model_dir`` or the lab model), None for tiny random components."""
-        from bench.models.wan import lab_model_dir
+        from bench.models.wan import components_folder
 
-        if self.config.model_dir is not None:
-            return self.config.model_dir
-        return lab_model_dir("wan_animate_base") if self.config.components == "lab" else None
+        return components_folder(self.config.model_dir, self.config.components)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.refert_num,

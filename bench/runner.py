@@ -293,7 +293,7 @@ class GridRunner:
                 "method_version": rollout.payload["version"], "sample": cell.sample.id, **record,
                 "rollout_key": rollout.key, "seed": self.config.seed, "protocol": PROTOCOL_VERSION,
                 "adaptations": status.get("adaptations", []), "method_weights": weights,
-                "provenance": prov}
+                **({"untrained": True} if is_untrained(model_info) else {}), "provenance": prov}
 
     def cell_line(self, record: dict, prov: dict) -> dict:
         return {"schema": "bench.score/1", "experiment": self.config.experiment_name, **record,
@@ -319,6 +319,12 @@ class GridRunner:
         name = "pooled.json" if self.world == 1 else f"pooled.shard-{self.rank}-of-{self.world}.json"
         atomic_write_json(self.scores_dir() / name,
                           {m: {k: sorted(str(p) for p in v) for k, v in per.items()} for m, per in pooled.items()})
+
+
+def is_untrained(model_info: dict) -> bool:
+    """Random-weight (smoke-test) components: tables label such rows so nobody reads them as results."""
+    return bool(model_info.get("untrained")) or any(isinstance(v, dict) and v.get("trained") is False
+                                                     for v in model_info.values())
 
 
 def run_grid(config: RunConfig, out=sys.stdout, score_only: bool = False) -> RunOutcome:

@@ -128,6 +128,11 @@ class Leaderboard:
     durations: list[float]
     metrics: list[str]
     cells: dict
+    untrained: frozenset = frozenset()
+
+    def display(self, method: str) -> str:
+        name = DISPLAY_NAMES.get(method, method)
+        return f"{name} (untrained)" if method in self.untrained else name
 
     def best(self, duration: float, metric: str) -> float | None:
         col = column_for(metric)
@@ -159,7 +164,7 @@ class Leaderboard:
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for method in self.methods:
-            row = [DISPLAY_NAMES.get(method, method)] + [self.text(method, d, m) for d in self.durations for m in self.metrics]
+            row = [self.display(method)] + [self.text(method, d, m) for d in self.durations for m in self.metrics]
             lines.append("| " + " | ".join(row) + " |")
         return "\n".join(lines) + "\n"
 
@@ -194,7 +199,7 @@ class Leaderboard:
         lines.append(" & ".join([""] + heads * len(self.durations)) + r" \\")
         lines.append(r"\midrule")
         for method in self.methods:
-            row = [DISPLAY_NAMES.get(method, method)]
+            row = [self.display(method)]
             for d in self.durations:
                 for m in self.metrics:
                     row.append(self.text(method, d, m, bold=(r"\textbf{", "}")).replace("_", r"\_"))
@@ -209,7 +214,8 @@ def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[
         metrics = [m for m in metrics if m in ABLATION_METRICS]
     if methods:
         found_methods = [m for m in methods if m in found_methods] + [m for m in found_methods if m not in methods]
-    return Leaderboard(found_methods, durations, metrics, cells)
+    untrained = frozenset(r["method"] for r in records if r.get("untrained"))
+    return Leaderboard(found_methods, durations, metrics, cells, untrained)
 
 
 def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
@@ -247,13 +253,14 @@ def plot_drift(records: list[dict], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
+    names = Leaderboard([], [], [], {}, frozenset(r["method"] for r in records if r.get("untrained")))
     for metric, per_method in sorted(drift_curves(records).items()):
         col = column_for(metric)
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for method, (xs, ys) in sorted(per_method.items()):
             finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
             if finite:
-                ax.plot(*zip(*finite), marker="o", markersize=3, label=DISPLAY_NAMES.get(method, method))
+                ax.plot(*zip(*finite), marker="o", markersize=3, label=names.display(method))
         ax.set_xlabel("time in video (s)")
         ax.set_ylabel(f"{col.display} ({'higher' if col.higher_is_better else 'lower'} is better)")
         ax.set_title(f"{col.display} over time (window means)")

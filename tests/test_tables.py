@@ -60,3 +60,9 @@ def test_drift_plot_files(tmp_path):
     assert {"md", "csv", "tex", "drift_psnr"} <= set(paths)
     png = paths["drift_psnr"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_untrained_rows_are_labelled():
+    records = [dict(rec("everanimate", 10.0, "psnr", 11.0), untrained=True), rec("ground_truth", 10.0, "psnr", 100.0)]
+    md = leaderboard(records).markdown()
+    assert "| EverAnimate (untrained) | **11.000** |" in md and "| Ground truth | 100.000 |" in md

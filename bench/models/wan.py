@@ -343,6 +343,14 @@ def lab_model_dir(name: str = "wan_animate_base") -> Path:
     return Path(base) / name
 
 
+def components_folder(model_dir: str | os.PathLike | None, components: str | None) -> Path | str | None:
+    """The folder a method loads: ``model_dir`` if given, the shipped lab model for ``components="lab"``,
+    None for tiny random components."""
+    if model_dir is not None:
+        return model_dir
+    return lab_model_dir("wan_animate_base") if components == "lab" else None
+
+
 LAB_FIX = ("the lab models are trained and shipped by a later issue (one documented command); until then use "
            "components='tiny-random', or set BENCH_LAB_MODELS to a folder holding them")
 
