@@ -14,7 +14,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.animator import AnimationRequest, Animator, adaptations_to_list, check_frames, plan_chunks
 from bench.config import RunConfig, duration_frames

@@ -9,7 +9,7 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -126,7 +126,6 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
 
         bar = tqdm(total=n_total, desc=f"  score {sample.id}", unit="frame", leave=False)
     for start, pred in rollout.iter_frames(n_total, batch=batch):
-        stop = start + len(pred)
         # past the end of an extended pose sequence the GT is the frame of the same (padded) pose index
         index = pose_indices(start, len(pred), sample.n_frames, pose_padding)
         gt = _by_index(sample.gt, index)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import torch
 from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput, check_frames
 from bench.errors import ConfigError, DataError, MethodError, WeightsError
 
-from everanimate.config import SamplerConfig, sampler_config_from
+from everanimate.config import SamplerConfig
 
 SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
 OWN_FIELDS = {"components", "model_dir", "lora", "lora_scale", "tiny_seed", "dtype"}

@@ -12,7 +12,7 @@ import torch
 from skimage import data
 from skimage.filters import gaussian
 
-from bench.errors import BenchError, DataError, WeightsError
+from bench.errors import BenchError, DataError
 from bench.metrics import DEFAULT_METRICS, METRICS, get_metric_class
 from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Series
 from bench.metrics.drift import drift_slope, merge_series, summarize_series, window_means

@@ -39,7 +39,7 @@ def finish(proc, timeout=240):
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_byte_identical_scores(tmp_path):
     data = write_dataset(tmp_path / "data", 2, n=100)
-    reference = finish(bench(run_args(data), tmp_path / "clean"))
+    finish(bench(run_args(data), tmp_path / "clean"))
     log = tmp_path / "chunks.log"
     proc = bench(run_args(data), tmp_path / "killed", log=log)
     deadline = time.time() + 120
@@ -92,6 +92,6 @@ def test_two_processes_on_one_store_do_not_corrupt_it(tmp_path):
         finish(p)
     counts = Counter(log.read_text().splitlines())
     assert all(n == 1 for n in counts.values()), counts  # the lock: no chunk generated twice
-    reference = finish(bench(run_args(data), tmp_path / "clean"))
+    finish(bench(run_args(data), tmp_path / "clean"))
     assert (tmp_path / "shared" / "scores" / "lab" / "scores.jsonl").read_bytes() == \
         (tmp_path / "clean" / "scores" / "lab" / "scores.jsonl").read_bytes()

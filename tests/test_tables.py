@@ -1,9 +1,8 @@
 import csv
 import io
 
-import pytest
 
-from bench.tables import leaderboard, plot_drift, write_tables
+from bench.tables import leaderboard, write_tables
 
 
 def rec(method, duration, metric, value, sample="a", windows=None, missing=None):
