@@ -64,7 +64,9 @@ def finish_run(config, outcome) -> int:
     from bench.tables import read_scores, write_tables
 
     rank, world = shard_from_env()
-    if world == 1:
+    if world == 1 and not outcome.records:
+        print("\nno scores: every cell failed (see below)", file=sys.stderr)
+    elif world == 1:
         records = read_scores(outcome.scores_file.parent)
         folder = Path(config.results) / "tables" / config.experiment_name
         board, paths = write_tables(records, folder, config.table_layout, list(config.methods))
@@ -123,12 +125,8 @@ def cmd_ls(args) -> int:
             print(f"  {name:18s} {entry.summary}  [needs: {entry.needs}]")
     if show_all or args.metrics:
         print("metrics:")
-        try:
-            from bench.metrics import DEFAULT_METRICS, METRICS, SUMMARIES
-        except ImportError:
-            from bench.metrics import DEFAULT_METRICS, METRICS
+        from bench.metrics import DEFAULT_METRICS, METRICS, SUMMARIES
 
-            SUMMARIES = {}
         for name in METRICS:
             default = " (default)" if name in DEFAULT_METRICS else ""
             print(f"  {name:18s} {SUMMARIES.get(name, '')}{default}")

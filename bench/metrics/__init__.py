@@ -18,6 +18,18 @@ METRICS: dict[str, str] = {
     "vmae_fd": "bench.metrics.vmae:VMAEFrechet",
 }
 
+#: one line per metric for `python -m bench ls` (definitions: docs/metrics.md)
+SUMMARIES: dict[str, str] = {
+    "psnr": "PSNR, float64 on [0, 255], per frame, 100 dB cap (higher is better)",
+    "ssim": "SSIM, Gaussian 11x11 sigma 1.5, per RGB channel (higher is better)",
+    "lpips": "LPIPS v0.1 alex, inputs in [-1, 1], full resolution (lower is better; needs weights)",
+    "fid": "FID, Inception pool3, pooled per (method, duration), same N frames per duration (lower; weights)",
+    "vmae_paired": "VideoMAE distance, 1 - cosine of aligned 16-frame clips (lower; needs weights)",
+    "fpsnr": "face PSNR inside the GT face box, coverage reported (higher is better)",
+    "bgpsnr": "background PSNR outside the GT person mask: static-background drift (higher is better)",
+    "vmae_fd": "VideoMAE Frechet distance between clip-feature sets of a cell (lower; needs weights)",
+}
+
 #: every metric, in table order
 DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "vmae_paired", "fpsnr", "bgpsnr", "vmae_fd")
 
@@ -36,4 +48,4 @@ def get_metric_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "WEIGHTED_METRICS", "get_metric_class"]
+__all__ = ["METRICS", "SUMMARIES", "DEFAULT_METRICS", "WEIGHTED_METRICS", "get_metric_class"]
