@@ -48,24 +48,9 @@ def method_status(name: str, args: dict) -> dict:
 
 
 def metric_status() -> list[dict]:
-    try:
-        from bench.metrics.weights import doctor_report
+    from bench.metrics.weights import doctor_report
 
-        return doctor_report()
-    except ImportError:
-        pass
-    from bench.errors import WeightsError
-    from bench.metrics import METRICS
-    from bench.registry import metric_class
-
-    out = []
-    for name in METRICS:
-        try:
-            records = metric_class(name).check_weights()
-            out.append({"metric": name, "status": "ready", "weights": [r.__dict__ for r in records]})
-        except WeightsError as exc:
-            out.append({"metric": name, "status": "missing", "problem": exc.message, "fix": exc.fix})
-    return out
+    return doctor_report()
 
 
 def doctor(args) -> int:
@@ -95,13 +80,9 @@ def doctor(args) -> int:
             print(f"  {'':18s}   fix: {m['fix']}")
         for item in m.get("requirements", []):
             print(f"  {'':18s}   [{'x' if item.get('present') else ' '}] {item.get('what')}: {item.get('path', '')}")
-    print("\nmetric weights:")
-    try:
-        from bench.metrics.weights import format_doctor_report
+    from bench.metrics.weights import format_doctor_report
 
-        print(format_doctor_report(report["metrics"]))
-    except ImportError:
-        for m in report["metrics"]:
-            print(f"  {m.get('metric') or m.get('name')}: {m.get('status')} {m.get('problem', '')}")
+    print("\nmetric weights:")
+    print(format_doctor_report(report["metrics"]))
     sys.stdout.flush()
     return 0

@@ -81,7 +81,7 @@ def instantiate(name: str, config: RunConfig) -> Animator:
         return cls(**config.args_for(name))
     except TypeError as exc:
         raise ConfigError(f"method {name!r} does not accept arguments {config.args_for(name)}: {exc}",
-                          fix=f"see `python -m bench ls --methods` and the method's docs for its arguments") from None
+                          fix="see `python -m bench ls --methods` and the method's docs for its arguments") from None
 
 
 class GridRunner:

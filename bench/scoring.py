@@ -17,7 +17,7 @@ from bench.animator import pose_indices
 from bench.config import duration_frames
 from bench.errors import BenchError, WeightsError
 from bench.metrics import drift
-from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric, Series
+from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric
 from bench.sample import Sample
 from bench.store import Rollout, atomic_write_json, canonical_json
 
@@ -64,13 +64,6 @@ def plan_metrics(requested: Sequence[str]) -> MetricPlan:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
-
-
-def summarise(series: Series, n_frames: int) -> tuple[float | None, float]:
-    """Prefix mean over the first ``n_frames`` (NaN values = uncovered) and the covered fraction."""
-    part = drift.prefix(series, n_frames)
-    value, _, n = drift.mean_std(part)
-    return _finite_or_none(value), (n / len(part.values) if len(part.values) else 0.0)
 
 
 def scoring_key(rollout_key: str, sample_hash: str, plan: MetricPlan, horizons: Sequence[int], window_frames: int) -> str:
@@ -149,19 +142,21 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
             pooled_paths[metric.name].parent.mkdir(parents=True, exist_ok=True)
             _save_npz_atomic(pooled_paths[metric.name], state)
             continue
-        series = metric.series()
+        series, info = metric.series(), metric.info()
         for duration, n in zip(durations, horizons):
-            value, coverage = summarise(series, n)
-            curve = drift.window_means(drift.prefix(series, n), window_frames, n)
+            part = drift.prefix(series, n)  # durations are prefixes of the one rollout
+            value, _, covered = drift.mean_std(part)  # NaN values (no face, no background) are uncovered
+            curve = drift.window_means(part, window_frames, n)
             windows = [_finite_or_none(w["value"]) for w in curve]
             records.append({
-                "metric": metric.name, "duration_s": float(duration), "n_frames": n, "value": value,
-                "coverage": coverage, "windows": {"window_s": float(window_s), "values": windows},
+                "metric": metric.name, "duration_s": float(duration), "n_frames": n, "value": _finite_or_none(value),
+                "coverage": covered / len(part.values) if len(part.values) else 0.0,
+                "windows": {"window_s": float(window_s), "values": windows},
                 "drift_slope_per_min": _finite_or_none(drift.drift_slope(curve, fps)),
                 "higher_is_better": metric.higher_is_better,
                 "prefix_of": {"rollout_frames": n_total, "note": "durations are prefixes of one rollout"},
                 "metric_weights": plan.weight_records(metric.name),
-                **({"metric_info": metric.info()} if metric.info() else {}),
+                **({"metric_info": info} if info else {}),
             })
     atomic_write_json(cache, {"scoring_key": key, "records": records})
     return RolloutScores(records, pooled_paths)

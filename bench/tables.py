@@ -36,6 +36,16 @@ DISPLAY_NAMES = {"everanimate": "EverAnimate", "wan_animate": "Wan-Animate", "va
                  "steadydancer": "SteadyDancer"}
 
 
+def display_name(method: str, untrained: frozenset = frozenset()) -> str:
+    name = DISPLAY_NAMES.get(method, method)
+    return f"{name} (untrained)" if method in untrained else name
+
+
+def untrained_methods(records: Iterable[dict]) -> frozenset:
+    """Methods whose rollouts used random-weight components (score lines flagged ``untrained``)."""
+    return frozenset(r["method"] for r in records if r.get("untrained"))
+
+
 def column_for(metric: str, higher_is_better: bool | None = None) -> Column:
     for c in COLUMNS:
         if c.metric == metric:
@@ -131,8 +141,7 @@ class Leaderboard:
     untrained: frozenset = frozenset()
 
     def display(self, method: str) -> str:
-        name = DISPLAY_NAMES.get(method, method)
-        return f"{name} (untrained)" if method in self.untrained else name
+        return display_name(method, self.untrained)
 
     def best(self, duration: float, metric: str) -> float | None:
         col = column_for(metric)
@@ -214,8 +223,7 @@ def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[
         metrics = [m for m in metrics if m in ABLATION_METRICS]
     if methods:
         found_methods = [m for m in methods if m in found_methods] + [m for m in found_methods if m not in methods]
-    untrained = frozenset(r["method"] for r in records if r.get("untrained"))
-    return Leaderboard(found_methods, durations, metrics, cells, untrained)
+    return Leaderboard(found_methods, durations, metrics, cells, untrained_methods(records))
 
 
 def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
@@ -253,14 +261,14 @@ def plot_drift(records: list[dict], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    names = Leaderboard([], [], [], {}, frozenset(r["method"] for r in records if r.get("untrained")))
+    untrained = untrained_methods(records)
     for metric, per_method in sorted(drift_curves(records).items()):
         col = column_for(metric)
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for method, (xs, ys) in sorted(per_method.items()):
             finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
             if finite:
-                ax.plot(*zip(*finite), marker="o", markersize=3, label=names.display(method))
+                ax.plot(*zip(*finite), marker="o", markersize=3, label=display_name(method, untrained))
         ax.set_xlabel("time in video (s)")
         ax.set_ylabel(f"{col.display} ({'higher' if col.higher_is_better else 'lower'} is better)")
         ax.set_title(f"{col.display} over time (window means)")

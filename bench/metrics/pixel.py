@@ -9,8 +9,8 @@ Speed: the four blurred maps (x, y, x^2 + y^2, x y) come from OpenCV's separable
 precision is kept by blurring values centred on the frame's mean (variances and covariance do not change
 under a shift, and the shift is folded back into the luminance terms), so the float32 rounding of
 ``E[x^2] - E[x]^2`` acts on small numbers. The rest is ~20 fused in-place passes over reused per-thread
-buffers, and frames are spread over a small thread pool. About 11x faster than torchmetrics on a 2-core
-CPU at 480x832 (benchmarks/metrics_speed.py), equal to its float64 result within 1e-8.
+buffers, and frames are spread over a small thread pool. About 8x faster than torchmetrics on a 2-core
+CPU at 480x832 (benchmarks/metrics_speed.py), equal to its float64 result within 1e-6.
 """
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return k / k.sum()
 
 
+_SSIM_KERNEL = gaussian_window().astype(np.float32)
 _WORKSPACE = threading.local()
 
 
@@ -85,7 +86,7 @@ def _ssim_frame(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     """Mean of the SSIM map over every pixel and channel of one ``(H, W, 3)`` uint8 pair."""
     import cv2
 
-    kernel = gaussian_window().astype(np.float32)
+    kernel = _SSIM_KERNEL
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     x, y, mx, my, s, p, t = _workspace(gt.shape)
     channels = gt.shape[2] if gt.ndim == 3 else 1
