@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
-from bench.errors import ConfigError, MethodError, WeightsError
+from bench.errors import ConfigError, MethodError
 
 STATE_FORMAT = "vae_roundtrip/1"
 
@@ -93,15 +93,14 @@ class VAERoundTrip(Animator):
         return {"vae": fingerprint(Path(self._folder()) / "vae")}
 
     def check_ready(self) -> None:
-        if self._folder() is not None:
-            from bench.models.wan import LAB_FIX, check_vae_dir
+        if self.config.components == "lab":
+            from bench.lab.shipped import verify_lab_models
 
-            try:
-                check_vae_dir(self._folder(), method=self.name)
-            except WeightsError as err:
-                if self.config.components == "lab":
-                    raise WeightsError(f"vae_roundtrip: the lab model's VAE is not at {self._folder()}", fix=LAB_FIX) from err
-                raise
+            verify_lab_models(["wan_animate_base"], method=self.name)
+        if self._folder() is not None:
+            from bench.models.wan import check_vae_dir
+
+            check_vae_dir(self._folder(), method=self.name)
 
     def load(self, device: str = "cpu") -> None:
         from bench.models.wan import load_vae, tiny_components

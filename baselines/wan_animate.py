@@ -61,6 +61,8 @@ class WanAnimateConfig:
     prompt: str | None = None  # None: Wan-Animate's default prompt
     solver: str | None = None  # None: the folder's scheduler class (UniPC for diffusers' Wan folders)
     dtype: str = "bfloat16"  # transformer / CLIP / text encoder dtype for model_dir; the VAE stays float32
+    lora: str | None = None  # a LoRA on the DiT (the lab's "w/o PLP" ablation: RFM trained on this layout)
+    lora_scale: float = 1.0
 
 
 @dataclass
@@ -87,6 +89,9 @@ class WanAnimate(Animator):
         if unknown:
             raise ConfigError(f"wan_animate: unknown arguments {sorted(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
         cfg = WanAnimateConfig(**identity_args)
+        from bench.lab.shipped import resolve_lab_path
+
+        self.lora_path = resolve_lab_path(cfg.lora)  # identity keeps the portable "lab:<file>" form
         if (cfg.model_dir is None) == (cfg.components is None):
             raise ConfigError("wan_animate: give exactly one of model_dir (a local Wan2.2-Animate-14B-Diffusers "
                               "folder or a lab model folder) and components='tiny-random'",
@@ -110,6 +115,7 @@ class WanAnimate(Animator):
         self.config = cfg
         self.components = None
         self.scheduler = None
+        self.lora_info = None
 
     # -- identity / readiness --------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -129,12 +135,17 @@ class WanAnimate(Animator):
                             resolution=None, can_resume=True, needs_weights=self._folder() is not None)
 
     def weight_fingerprints(self) -> dict[str, str]:
-        if self._folder() is None:
-            return {}
-        from bench.models.wan import fingerprint
+        fp = {}
+        if self._folder() is not None:
+            from bench.models.wan import fingerprint
 
-        self.check_ready()
-        return {"wan_animate": fingerprint(self._folder())}
+            self.check_ready()
+            fp["wan_animate"] = fingerprint(self._folder())
+        if self.config.lora is not None:
+            from bench.sample import sha256_file
+
+            fp["lora"] = sha256_file(self.lora_path)
+        return fp
 
     def check_ready(self) -> None:
         try:
@@ -143,15 +154,18 @@ class WanAnimate(Animator):
             raise ConfigError(f"wan_animate needs diffusers with Wan-Animate support: {exc}",
                               fix="pip install 'diffusers>=0.36'") from exc
         if self.config.components == "lab":
-            from bench.errors import WeightsError
-            from bench.models.wan import LAB_FIX
+            from bench.lab.shipped import verify_lab_models
 
-            if not self._folder().is_dir():
-                raise WeightsError(f"wan_animate: the lab base model is not at {self._folder()}", fix=LAB_FIX)
+            verify_lab_models(["wan_animate_base"], method=self.name)
         if self._folder() is not None:
             from bench.models.wan import check_model_dir
 
             check_model_dir(self._folder(), method=self.name)
+        if self.config.lora is not None:
+            from bench.lab.shipped import check_lora_base, verify_if_shipped
+
+            verify_if_shipped(self.lora_path, method=self.name)
+            check_lora_base(self.lora_path, self._folder(), method=self.name, memory="pixel_carry")
 
     def load(self, device: str = "cpu") -> None:
         from bench.models.wan import load_components, make_scheduler, tiny_components
@@ -165,6 +179,10 @@ class WanAnimate(Animator):
             comps = load_components(cfg.model_dir, dtype=getattr(torch, cfg.dtype), method=self.name)
         else:
             comps = tiny_components(cfg.components_seed)
+        if cfg.lora is not None:
+            from everanimate.lora import load_lora
+
+            self.lora_info = load_lora(comps.transformer, self.lora_path, scale=cfg.lora_scale)
         self.components = comps.to(device)
         self.scheduler = make_scheduler(comps, shift=cfg.shift, solver=cfg.solver)
 
@@ -181,6 +199,7 @@ class WanAnimate(Animator):
         if self.components is not None and not self.components.trained:
             info["description"] += " [untrained random components: smoke tests only]"
         info["adaptations"] = [a.to_dict() for a in self.adaptations]
+        info["lora"] = self.lora_info
         return info
 
     # -- rollout ---------------------------------------------------------------------------------------------

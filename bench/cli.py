@@ -1,4 +1,4 @@
-"""``python -m bench``: run, score, table, ls, validate, doctor, lab."""
+"""``python -m bench``: run, score, table, report, regress, ls, validate, doctor, lab."""
 from __future__ import annotations
 
 import argparse
@@ -115,6 +115,18 @@ def cmd_table(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from bench.report import report_main
+
+    return report_main(args)
+
+
+def cmd_regress(args) -> int:
+    from bench.regress import regress_main
+
+    return regress_main(args)
+
+
 def cmd_ls(args) -> int:
     from bench import registry
 
@@ -203,6 +215,48 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="what to print (all are written)")
     p.add_argument("--layout", choices=["leaderboard", "ablation"], default="leaderboard")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: leaderboard, drift curves, frame strips",
+                       description="Build one self-contained HTML file from stored results only (nothing is "
+                                   "generated or scored): the leaderboard (best value per column bold, untrained "
+                                   "rows marked), the drift curves per metric, and frame strips - for each of the "
+                                   "first test samples, one row of ground-truth frames and one row per method at "
+                                   "fixed times, read from each method's stored rollout (times past the rollout's "
+                                   "end are skipped and listed). CSS and images (base64 PNG) are inline: the file "
+                                   "references nothing outside itself and opens offline.")
+    p.add_argument("--experiment", help="scores folder name under RESULTS/scores (default: lab)")
+    p.add_argument("--results", help="results folder holding scores/, runs/ and cache/ (default: ./results)")
+    p.add_argument("--out", help="HTML file to write (default: RESULTS/report/<experiment>.html)")
+    p.add_argument("--preset", default="lab", help="preset naming the dataset and size the rollouts were generated "
+                                                   "from, to load ground-truth frames (default: lab)")
+    p.add_argument("--dataset", help="dataset of the run, when not the preset's (ground-truth frames)")
+    p.add_argument("--size", help="lab size of the run, when not the preset's (ground-truth frames)")
+    p.add_argument("--times", nargs="+", type=float, default=[0, 10, 30, 60, 90], metavar="SECONDS",
+                   help="frame-strip times in seconds (default: 0 10 30 60 90)")
+    p.add_argument("--max-samples", type=int, default=2, help="frame strips for the first N samples (default 2; "
+                                                              "0 = all)")
+    p.add_argument("--layout", choices=["leaderboard", "ablation"], default="leaderboard",
+                   help="table layout, as in `bench table`")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("regress", help="short deterministic lab run compared with golden scores in git",
+                       description="Run a short lab regression from scratch in a temporary results folder "
+                                   "(default: everanimate and wan_animate with the lab preset's method arguments, "
+                                   "4 s, 1 sample, metrics that need no downloaded weights: psnr ssim fpsnr "
+                                   "bgpsnr) and compare every (metric, method, duration) mean with "
+                                   "results/golden/<name>.json within per-metric absolute tolerances (see "
+                                   "bench/regress.py). Prints a diff table; exit 1 on any regression, missing or "
+                                   "extra cell, or failed run. After an intended change, refresh the golden "
+                                   "file with --update and commit it.")
+    p.add_argument("--update", action="store_true",
+                   help="write (overwrite) the golden file from this run, with provenance (date, torch version, "
+                        "method arguments and weight fingerprints), instead of comparing")
+    p.add_argument("--golden", help="golden file (default: results/golden/lab.json, relative to the current folder)")
+    p.add_argument("--methods", nargs="+", help="override the spec's methods (default: everanimate wan_animate)")
+    p.add_argument("--durations", nargs="+", type=float, help="override the spec's durations in seconds (default: 4)")
+    p.add_argument("--max-samples", type=int, help="override the number of lab test samples (default: 1)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary results folder of the run (path printed)")
+    p.set_defaults(func=cmd_regress)
 
     p = sub.add_parser("ls", help="list methods, metrics, presets and datasets (imports no torch)",
                        description="List every registered method (with what it needs to run), metric (default set "

@@ -116,11 +116,18 @@ def import_target(target: str, what: str) -> Any:
         raise ConfigError(f"{what}: {module_name} has no {attr!r}", fix="fix the registry target") from None
 
 
+def method_base(name: str) -> str:
+    """``"everanimate@stage1"`` -> ``"everanimate"``: a *variant* is a registered method under another label,
+    with its own arguments (``[methods."everanimate@stage1"]`` in a preset), e.g. for ablation rows."""
+    return name.split("@", 1)[0]
+
+
 def method_class(name: str):
     table = methods()
-    if name not in table:
-        raise unknown("method", name, table)
-    return import_target(table[name].target, f"method {name!r}")
+    base = method_base(name)
+    if base not in table:
+        raise unknown("method", base, table)
+    return import_target(table[base].target, f"method {name!r}")
 
 
 def metric_class(name: str):

@@ -34,7 +34,7 @@ def lab_paths() -> tuple[Path, Path]:
     """The shipped lab base model and EverAnimate stage-2 LoRA (``components="lab"``)."""
     from bench.models import wan
 
-    return wan.lab_model_dir("wan_animate_base"), wan.lab_model_dir("everanimate") / "stage2.safetensors"
+    return wan.lab_model_dir("wan_animate_base"), wan.lab_model_dir("everanimate") / "stage2" / "lora.safetensors"
 
 
 class EverAnimate(Animator):
@@ -52,17 +52,23 @@ class EverAnimate(Animator):
         if components not in ("tiny-random", "lab"):
             raise ConfigError(f"everanimate: components={components!r}",
                               fix="use 'tiny-random', 'lab' or model_dir=DIR")
-        if model_dir is None and components == "lab":
-            base, default_lora = lab_paths()
-            model_dir, lora = str(base), lora or str(default_lora)
-        dtype = dtype or ("bfloat16" if model_dir and components != "lab" else "float32")
+        from bench.lab.shipped import resolve_lab_path
+
+        # identity keeps the portable names ("lab", "lab:<file>"); the resolved paths are only used to load
+        self.lab = model_dir is None and components == "lab"
+        dtype = dtype or ("bfloat16" if model_dir and not self.lab else "float32")
         if dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"everanimate: dtype={dtype!r}", fix="use 'float32' or 'bfloat16'")
         self.config = SamplerConfig(**sampler_args)
-        super().__init__(components=components if model_dir is None else "folder", model_dir=model_dir, lora=lora,
-                         lora_scale=float(lora_scale), tiny_seed=int(tiny_seed), dtype=dtype, **asdict(self.config))
+        if self.lab:
+            lora = lora or "lab:everanimate/stage2/lora.safetensors"
+        super().__init__(components=components if model_dir is None or self.lab else "folder", model_dir=model_dir,
+                         lora=lora, lora_scale=float(lora_scale), tiny_seed=int(tiny_seed), dtype=dtype,
+                         **asdict(self.config))
+        if self.lab:
+            model_dir = str(lab_paths()[0])
         self.model_dir, self.lora, self.lora_scale, self.tiny_seed, self.dtype = \
-            model_dir, lora, float(lora_scale), int(tiny_seed), dtype
+            model_dir, resolve_lab_path(lora), float(lora_scale), int(tiny_seed), dtype
         self.components = None
         self.sampler = None
         self.lora_info: dict | None = None
@@ -72,12 +78,21 @@ class EverAnimate(Animator):
     def check_ready(self) -> None:
         from bench.models import wan
 
+        if self.lab:
+            from bench.lab.shipped import verify_lab_models
+
+            verify_lab_models(["wan_animate_base"], method="everanimate")
         if self.model_dir is not None:
             wan.check_model_dir(self.model_dir, method="everanimate")
         if self.lora is not None and not Path(self.lora).is_file():
             raise WeightsError(f"everanimate: LoRA file {self.lora} does not exist",
                                fix="download everanimate-v1-lora32/stage2_480p.safetensors (or train one: "
                                    "python -m everanimate train --stage 2 ...) and pass lora=FILE")
+        if self.lora is not None:
+            from bench.lab.shipped import check_lora_base, verify_if_shipped
+
+            verify_if_shipped(self.lora, method="everanimate")
+            check_lora_base(self.lora, self.model_dir, method="everanimate", memory="plp")
 
     def weight_fingerprints(self) -> dict[str, str]:
         if self._fingerprints is None:

@@ -128,7 +128,9 @@ class TrainConfig:
     base: str = "tiny:lab-64"  # "tiny:<preset>" (random, untrained) or a diffusers Wan-Animate folder
     base_seed: int = 0  # seed of the tiny random base
     base_layers: int | None = None
-    init_lora: str | None = None  # stage 2: the stage-1 LoRA file (required)
+    init_lora: str | None = None  # stage 2: the stage-1 LoRA file (required with memory="plp")
+    memory: str = "plp"  # "plp": K identity + 1 motion latent slot; "pixel_carry": Wan-Animate's reference slot +
+    #                      decoded carry-over frame (the "w/o PLP" ablation: RFM trained on the baseline's layout)
     output_dir: str = "runs/everanimate/stage1"
     steps: int = 4000  # paper: stage 1 4,000 / stage 2 1,000
     lr: float = 1e-4
@@ -149,13 +151,20 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in (1, 2):
             raise ConfigError(f"stage={self.stage}", fix="use --stage 1 or --stage 2")
-        if self.stage == 2 and not self.init_lora:
+        if self.memory not in ("plp", "pixel_carry"):
+            raise ConfigError(f"memory={self.memory!r}", fix="use 'plp' (EverAnimate) or 'pixel_carry' (w/o PLP ablation)")
+        if self.stage == 2 and not self.init_lora and self.memory == "plp":
             raise ConfigError("stage 2 starts from the stage-1 LoRA but init_lora is not set",
                               fix="pass --set init_lora=RUN1/lora.safetensors (stage 1's output)")
         if self.mixed_precision not in ("no", "bf16"):
             raise ConfigError(f"mixed_precision={self.mixed_precision!r}", fix="use 'no' or 'bf16'")
         if self.data.n_memory < 1:
             raise ConfigError("data.n_memory must be >= 1", fix="use 4")
+
+    @property
+    def memory_slots(self) -> int:
+        """Slots in front of the targets: K anchors (PLP) or the one reference slot (pixel carry-over)."""
+        return self.data.n_memory if self.memory == "plp" else 1
 
     @property
     def use_rfm(self) -> bool:

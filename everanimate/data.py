@@ -40,6 +40,7 @@ class TrainingExample:
     first_chunk: bool
     pose_dropped: bool
     anchor_source: str  # "context" | "reference"
+    reference: np.ndarray | None = None  # the canonical reference image (pixel carry-over layout's reference slot)
 
 
 def random_affine(image: np.ndarray, rng: np.random.Generator, scale: tuple[float, float], translate: float) -> np.ndarray:
@@ -93,4 +94,4 @@ def build_example(sample: Sample, rng: np.random.Generator, cfg: DataConfig, sta
     if dropped:
         pose = np.zeros_like(pose)
     return TrainingExample(sample.id, target_start, target, degraded, pose, face, anchors, context, clip_image,
-                           first, dropped, source)
+                           first, dropped, source, reference)

@@ -60,7 +60,7 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
     from bench.models import wan
 
     vae, tr = components.vae, components.transformer
-    k = config.data.n_memory
+    k = config.memory_slots
     b = len(examples)
     sigma = rfm.sample_sigmas(b, generator, config.rfm)
     gate = rfm.perturb_gate(sigma, generator, config.rfm) if config.use_rfm else torch.zeros(b, dtype=torch.bool)
@@ -71,17 +71,29 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
 
     conds, x0s, x0_augs, poses, faces, clips = [], [], [], [], [], []
     for i, ex in enumerate(examples):
-        anchors = torch.cat([encode(a[None]) for a in ex.anchors], dim=2)
-        motion = None if ex.context is None else encode(ex.context)[:, :, -1:]
-        conds.append(condition_latents(anchors, motion, config.data.n_target))
         x0 = encode(ex.target)
-        x0s.append(torch.cat([anchors, x0], dim=2))
         aug = encode(ex.target_degraded) if (gate[i] and ex.target_degraded is not None) else x0
-        x0_augs.append(torch.cat([anchors, aug], dim=2))  # anchor slots are never perturbed
+        if config.memory == "plp":
+            anchors = torch.cat([encode(a[None]) for a in ex.anchors], dim=2)
+            motion = None if ex.context is None else encode(ex.context)[:, :, -1:]
+            conds.append(condition_latents(anchors, motion, config.data.n_target))
+            front = anchors  # anchor slots are never perturbed
+            clip_image = ex.clip_image
+        else:  # Wan-Animate layout: reference slot + the decoded carry-over frame re-encoded with zeros after it
+            h, w = ex.target.shape[1:3]
+            reference = ex.reference
+            ref_cond = wan.reference_condition(vae, wan.reference_pixels(components, reference, h, w).to(device))
+            carry = None if ex.first_chunk else wan.video_pixels(ex.target[:1], h, w).to(device)
+            carry_cond = wan.carry_condition(vae, carry, len(ex.target), h, w, 1, known=not ex.first_chunk)
+            conds.append(torch.cat([ref_cond, carry_cond], dim=2).float())
+            front = ref_cond[:, 4:].float()
+            clip_image = reference
+        x0s.append(torch.cat([front, x0], dim=2))
+        x0_augs.append(torch.cat([front, aug], dim=2))
         poses.append(encode(ex.pose))
         size = components.motion_encoder_size
         faces.append(wan.face_motion_features(tr, wan.video_pixels(ex.face, size, size).to(device, tr.dtype)).float())
-        clips.append(wan.clip_image_features(components, ex.clip_image, device=device).float())
+        clips.append(wan.clip_image_features(components, clip_image, device=device).float())
     x0, x0_aug = torch.cat(x0s), torch.cat(x0_augs)
     eps = torch.randn(x0.shape, generator=generator).to(device)
     sigma_d = sigma.to(device)
@@ -94,7 +106,7 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
 
 def batch_loss(model: torch.nn.Module, batch: Batch, config: TrainConfig) -> torch.Tensor:
     pred = model(batch.inputs, batch.timestep, batch.text, batch.clip, batch.pose, batch.face)
-    return rfm.weighted_mse(pred[:, :, config.data.n_memory:], batch.target, batch.sigma, config.rfm)
+    return rfm.weighted_mse(pred[:, :, config.memory_slots:], batch.target, batch.sigma, config.rfm)
 
 
 def build_components(config: TrainConfig):
@@ -109,10 +121,19 @@ def build_components(config: TrainConfig):
     return wan.load_components(config.base, dtype=dtype, method="everanimate train")
 
 
+def base_fingerprint(config: TrainConfig) -> str:
+    """What the LoRA was trained on: the base folder's fingerprint, or the tiny random build's identity."""
+    if config.base.startswith("tiny"):
+        return f"{config.base}:seed={config.base_seed}:layers={config.base_layers}"
+    from bench.models import wan
+
+    return wan.fingerprint(config.base)
+
+
 def attach_lora(transformer, config: TrainConfig) -> dict:
     from everanimate.lora import add_lora, load_lora
 
-    if config.stage == 2:
+    if config.stage == 2 and config.init_lora:
         return {"init": config.init_lora, **load_lora(transformer, config.init_lora, trainable=True)}
     layers = add_lora(transformer, config.lora)
     return {"init": "zeros (B = 0)", "rank": config.lora.rank, "alpha": config.lora.lora_alpha, "layers": len(layers)}
@@ -164,7 +185,7 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
     if config.gradient_checkpointing:
         components.transformer.enable_gradient_checkpointing()
     components.to(accelerator.device)
-    model = EverAnimateDiT(components.transformer, config.data.n_memory)
+    model = EverAnimateDiT(components.transformer, config.memory_slots)
     model.train()
     params = lora_parameters(components.transformer)
     if not params or not all(p.requires_grad for p in params):
@@ -226,7 +247,8 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             path = save_lora(accelerator.unwrap_model(model).transformer, out / "lora.safetensors",
-                             {"stage": config.stage, "step": step, "config_digest": config.digest()})
+                             {"stage": config.stage, "step": step, "config_digest": config.digest(),
+                              "memory": config.memory, "base_fingerprint": base_fingerprint(config)})
             (out / "train_log.json").write_text(json.dumps({"config": config.to_dict(), "losses": losses,
                                                             "lora": lora_info}, indent=1, default=str))
             result["lora"] = str(path)

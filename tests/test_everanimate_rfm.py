@@ -113,6 +113,7 @@ def test_shipped_configs_parse():
     from pathlib import Path
 
     for path in sorted(Path("everanimate/configs").glob("*.toml")):
-        stage = 2 if "stage2" in path.name else 1
-        cfg = load_train_config(path, ["init_lora=x.safetensors"] if stage == 2 else [])
+        stage = 2 if ("stage2" in path.name or "no_plp" in path.name) else 1
+        cfg = load_train_config(path, ["init_lora=x.safetensors"] if "stage2" in path.name else [])
         assert cfg.stage == stage, path
+        assert cfg.memory == ("pixel_carry" if "no_plp" in path.name else "plp"), path

@@ -147,6 +147,6 @@ def test_model_dir_folder_gives_the_same_frames_and_a_fingerprint(run_r1, tmp_pa
     again, _ = collect(from_folder, request(sample, n=14))  # first segment + 1 frame of the second
     np.testing.assert_array_equal(again[:SEGMENT], frames[:SEGMENT])
     monkeypatch.setenv("BENCH_LAB_MODELS", str(tmp_path / "no-lab"))
-    with pytest.raises(WeightsError, match="lab base model") as err:
+    with pytest.raises(WeightsError, match="the lab models are missing") as err:
         WanAnimate(components="lab").check_ready()
-    assert "tiny-random" in err.value.fix
+    assert "git checkout -- models/lab" in err.value.fix

@@ -22,6 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     strip.add_argument("--out", type=Path, default=Path("docs/images/lab_strip.png"))
     strip.add_argument("--size", choices=tuple(SIZES), default="lab-128")
     strip.add_argument("--seed", type=int, default=None, help="default: the first test subject")
+    train = sub.add_parser("train", help="train a lab base model (vae, then base); resumable",
+                           description="Train the lab AutoencoderKLWan ('vae') or the Wan-Animate-style base DiT "
+                                       "('base', needs the VAE). The EverAnimate LoRAs: python -m everanimate train.")
+    train.add_argument("model", choices=("vae", "base"))
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a training setting (see bench/lab/training.py: VaeTrainConfig, BaseTrainConfig)")
+    train.add_argument("--no-progress", action="store_true")
+    ship = sub.add_parser("ship", help="write models/lab/MANIFEST.json (sha256 of every shipped lab model file)")
+    ship.add_argument("--root", type=Path, default=None, help="default: $BENCH_LAB_MODELS or models/lab")
+    verify = sub.add_parser("verify", help="check the shipped lab models against models/lab/MANIFEST.json")
+    verify.add_argument("--root", type=Path, default=None)
     manifest = sub.add_parser("manifest", help="regenerate data_manifests/lab_test.jsonl (expected lab-64 hashes)")
     manifest.add_argument("--out", type=Path, default=None)
 
@@ -32,6 +43,26 @@ def main(args: argparse.Namespace) -> int:
     if args.lab_command == "strip":
         path = write_strip(args.out, size=args.size, seed=args.seed)
         print(f"wrote {path}")
+        return 0
+    if args.lab_command == "train":
+        from bench.lab import training
+
+        if args.model == "vae":
+            training.train_vae(training.config_with(training.VaeTrainConfig, args.set), progress=not args.no_progress)
+        else:
+            training.train_base(training.config_with(training.BaseTrainConfig, args.set), progress=not args.no_progress)
+        return 0
+    if args.lab_command in ("ship", "verify"):
+        from bench.lab import shipped
+
+        if args.lab_command == "ship":
+            path = shipped.write_manifest(args.root)
+            print(f"wrote {path} ({shipped.read_manifest(args.root)['total_bytes'] / 2**20:.1f} MiB in all)")
+        else:
+            manifest = shipped.read_manifest(args.root)
+            names = sorted({rel.rsplit("/", 1)[0] for rel in manifest["files"] if "/" in rel})
+            shipped.verify_lab_models(names, root=args.root)
+            print(f"{len(manifest['files'])} files verified ({manifest['total_bytes'] / 2**20:.1f} MiB)")
         return 0
     if args.lab_command == "manifest":
         path = write_test_manifest(args.out)

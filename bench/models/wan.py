@@ -92,10 +92,12 @@ class WanComponentsConfig:
     clip_image_size: int = 32  # 224
     clip_patch: int = 8  # 14
     vae_base_dim: int = 8  # 96
+    vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)  # (1, 2, 4, 4)
     shift: float = 5.0
     solver: str = "unipc"
 
     def __post_init__(self):
+        object.__setattr__(self, "vae_dim_mult", tuple(int(m) for m in self.vae_dim_mult))
         size = self.motion_encoder_size
         if size < 8 or size & (size - 1):
             raise ConfigError(f"motion_encoder_size must be a power of two >= 8, got {size}", fix="use 16, 32, 64 ... 512")
@@ -175,7 +177,7 @@ def tiny_components(seed: int = 0, config: WanComponentsConfig = WanComponentsCo
             face_encoder_num_heads=c.face_heads, inject_face_latents_blocks=c.inject_face_every,
             motion_encoder_batch_size=c.motion_batch)
         torch.manual_seed(seed + 1)
-        vae = AutoencoderKLWan(base_dim=c.vae_base_dim, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+        vae = AutoencoderKLWan(base_dim=c.vae_base_dim, z_dim=16, dim_mult=list(c.vae_dim_mult), num_res_blocks=1,
                                temperal_downsample=[False, True, True])
         torch.manual_seed(seed + 2)
         image_encoder = CLIPVisionModel(CLIPVisionConfig(
@@ -350,9 +352,6 @@ def components_folder(model_dir: str | os.PathLike | None, components: str | Non
         return model_dir
     return lab_model_dir("wan_animate_base") if components == "lab" else None
 
-
-LAB_FIX = ("the lab models are trained and shipped by a later issue (one documented command); until then use "
-           "components='tiny-random', or set BENCH_LAB_MODELS to a folder holding them")
 
 
 def fingerprint(model_dir: str | os.PathLike) -> str:

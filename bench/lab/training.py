@@ -1,0 +1,424 @@
+"""Training of the lab base models: a small ``AutoencoderKLWan`` and a small ``WanAnimateTransformer3DModel``
+trained the Wan-Animate way. The EverAnimate LoRAs on top are trained by ``python -m everanimate train``.
+
+Commands (each resumable: a checkpoint is written every ``checkpoint_every`` steps)::
+
+    python -m bench lab train vae   # -> models/lab/vae            (AutoencoderKLWan, lab frames)
+    python -m bench lab train base  # -> models/lab/wan_animate_base (full WanAnimatePipeline folder)
+
+The base model sees exactly what ``baselines.wan_animate`` feeds it at inference: ``[reference slot | 20
+target slots]``; the condition latent is the reference (mask 1) followed by the VAE encoding of
+``[carried frame | zeros]`` (mask 1 on the carried frame; zeros and mask 0 for a first segment); the pose
+clip's latents are added after patch embedding; the face crops go through the motion encoder and face
+adapter. The carried frame is the ground-truth frame at the window start (Wan-Animate trains on clean
+carry-over; only inference carries generated pixels). Loss: flow matching (``v = eps - x0``) on the target
+slots, timesteps uniform on the shift-5 grid. VAE encodings of the training windows are computed once and
+cached (the VAE is frozen), so a step costs one DiT forward and backward.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import ConfigError, DataError, WeightsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def lab_architecture():
+    """The lab model's architecture (``WanComponentsConfig``): 4 DiT layers of 4 x 32, FFN 512, face crops of
+    16 x 16 (lab-64's face size), VAE base 8 with channel multipliers 1, 2, 2, 2."""
+    from bench.models.wan import WanComponentsConfig
+
+    return WanComponentsConfig(num_layers=4, num_heads=4, head_dim=32, ffn_dim=512, freq_dim=64, text_dim=64,
+                               text_tokens=16, inject_face_every=2, motion_encoder_size=16, motion_channels=32,
+                               motion_style_dim=64, motion_dim=16, motion_encoder_dim=64, face_hidden_dim=64,
+                               face_heads=2, clip_hidden=64, clip_layers=2, clip_heads=2, clip_image_size=32,
+                               clip_patch=8, vae_base_dim=8, vae_dim_mult=(1, 2, 2, 2))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class VaeTrainConfig:
+    out: str = "models/lab/vae"
+    dataset: str = "lab-train"
+    cache_root: str = ".cache/bench"
+    clips: int = 256
+    # phases of (clip frames, batch, steps, lr), each with a fresh AdamW and a warmup + cosine schedule: short
+    # clips first (the first frame alone + one temporal group: fast to learn), then longer ones so the decoder's
+    # causal caches are trained over the many slices of a 77-frame chunk
+    phases: tuple[tuple[int, int, int, float], ...] = ((5, 8, 900, 4e-3), (13, 4, 500, 2e-3), (33, 2, 300, 1e-3))
+    kl_weight: float = 1e-7  # the latents are used as posterior modes (argmax), as the Wan pipeline encodes
+    seed: int = 0
+    checkpoint_every: int = 100
+    stats_frames: int = 512  # frames encoded to standardise the latents (latents_mean / latents_std)
+
+
+@dataclass(frozen=True)
+class BaseTrainConfig:
+    out: str = "models/lab/wan_animate_base"
+    vae: str = "models/lab/vae"
+    dataset: str = "lab-train"
+    cache_root: str = ".cache/bench"
+    clips: int = 256
+    windows_per_clip: int = 2
+    chunk_frames: int = 77  # lab segments as Wan-Animate's: 77 frames -> 20 latent slices
+    first_segment_p: float = 0.2  # no carried frame (segment 0 of a rollout)
+    pose_dropout_p: float = 0.05
+    batch_size: int = 4
+    steps: int = 1200
+    lr: float = 1e-3
+    warmup: int = 50
+    shift: float = 5.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    encode_batch: int = 8
+
+
+# --------------------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------------------
+def _train_samples(dataset: str, clips: int, cache_root: str, progress: bool):
+    from bench.datasets import load_dataset
+
+    if dataset != "lab-train":
+        raise ConfigError(f"lab models train on the lab train split, got dataset={dataset!r}", fix="use lab-train")
+    from bench.datasets import _render_lab
+    from bench.lab.splits import TRAIN_FRAMES, train_specs
+
+    del load_dataset
+    specs = train_specs(n_clips=clips, size="lab-64", n_frames=TRAIN_FRAMES)
+    return _render_lab([(sid, spec, None) for sid, spec in specs], Path(cache_root), progress)
+
+
+def _pixels(frames: np.ndarray) -> torch.Tensor:
+    """``(T, H, W, 3) uint8`` -> ``(3, T, H, W)`` float32 in [-1, 1] (no resize)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------------------------
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, digest: str) -> dict | None:
+    if not path.is_file():
+        return None
+    blob = torch.load(path, weights_only=False)
+    if blob.get("digest") != digest:
+        raise ConfigError(f"{path} was written by a different training config",
+                          fix=f"train with the same settings to resume, or delete {path} to start over")
+    return blob
+
+
+# --------------------------------------------------------------------------------------------------------------
+# VAE
+# --------------------------------------------------------------------------------------------------------------
+def build_vae(arch=None, latents_mean=None, latents_std=None):
+    from diffusers import AutoencoderKLWan
+
+    arch = arch or lab_architecture()
+    kwargs = {}
+    if latents_mean is not None:
+        kwargs = {"latents_mean": [float(v) for v in latents_mean], "latents_std": [float(v) for v in latents_std]}
+    return AutoencoderKLWan(base_dim=arch.vae_base_dim, z_dim=16, dim_mult=list(arch.vae_dim_mult), num_res_blocks=1,
+                            temperal_downsample=[False, True, True], **kwargs)
+
+
+def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> dict:
+    """Train the lab ``AutoencoderKLWan`` (L1 + tiny KL) and standardise its latents; writes ``cfg.out``."""
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    digest = _digest(asdict(cfg) | {"arch": asdict(lab_architecture())})
+    samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
+    frames = np.stack([s.gt(0, s.n_frames) for s in samples])  # (N, T, H, W, 3) uint8
+    held_out = frames[-8:]
+    frames = frames[:-8]
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    vae = build_vae()
+    bounds = np.cumsum([0] + [int(p[2]) for p in cfg.phases])
+    total = int(bounds[-1])
+
+    def phase_of(at: int) -> int:
+        return int(np.searchsorted(bounds, at, side="right") - 1)
+
+    def optimizer_for(phase: int):
+        _, _, steps, lr = cfg.phases[phase]
+        warm = 50 if phase == 0 else 20
+        opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
+            0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, steps) / max(steps, 1)))))
+
+    step, losses = 0, []
+    ckpt_path = out / "checkpoint.pt"
+    blob = _load_checkpoint(ckpt_path, digest)
+    if blob:
+        step, losses = blob["step"], blob["losses"]
+        vae.load_state_dict(blob["model"])
+    opt, sched = optimizer_for(phase_of(step))
+    if blob:
+        if blob.get("optimizer") is not None:
+            opt.load_state_dict(blob["optimizer"])
+            sched.load_state_dict(blob["scheduler"])
+        rng.bit_generator.state = blob["numpy_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+    vae.train()
+    bar = tqdm(total=total, initial=step, desc="lab VAE", disable=not progress)
+    n_clips, n_frames = frames.shape[:2]
+    while step < total:
+        phase = phase_of(step)
+        if step == bounds[phase] and step > 0:
+            opt, sched = optimizer_for(phase)
+        frames_per_clip, batch_size = int(cfg.phases[phase][0]), int(cfg.phases[phase][1])
+        idx = rng.integers(n_clips, size=batch_size)
+        starts = rng.integers(n_frames - frames_per_clip + 1, size=batch_size)
+        batch = torch.stack([_pixels(frames[i, s:s + frames_per_clip]) for i, s in zip(idx, starts)])
+        if rng.random() < 0.5:
+            batch = batch.flip(-1)
+        posterior = vae.encode(batch).latent_dist
+        recon = vae.decode(posterior.mode()).sample
+        rec = (recon - batch).abs().mean()
+        kl = posterior.kl().mean() / batch[0].numel()
+        loss = rec + cfg.kl_weight * kl
+        if not torch.isfinite(loss):
+            raise DataError(f"lab VAE step {step}: loss is {loss.item()}", fix="lower the lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(float(rec.item()))
+        bar.update(1)
+        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}", phase=phase + 1)
+        boundary = step in bounds
+        if (step % cfg.checkpoint_every == 0 or boundary) and step < total:
+            _save_checkpoint(ckpt_path, {"digest": digest, "model": vae.state_dict(),
+                                         "optimizer": None if boundary else opt.state_dict(),
+                                         "scheduler": None if boundary else sched.state_dict(),
+                                         "step": step, "losses": losses,
+                                         "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+    bar.close()
+    vae.eval().requires_grad_(False)
+
+    # standardise: per-channel mean / std of posterior modes over random 21-frame windows of the train clips
+    with torch.no_grad():
+        pick = rng.integers(n_clips, size=max(2, cfg.stats_frames // 21))
+        starts = rng.integers(n_frames - 21 + 1, size=len(pick))
+        lat = []
+        for chunk in np.array_split(np.arange(len(pick)), max(1, len(pick) // 8)):
+            batch = torch.stack([_pixels(frames[pick[i], starts[i]:starts[i] + 21]) for i in chunk])
+            lat.append(vae.encode(batch).latent_dist.mode())
+        lat = torch.cat(lat)
+        mean = lat.mean(dim=(0, 2, 3, 4))
+        std = lat.std(dim=(0, 2, 3, 4)).clamp(min=1e-3)
+        final = build_vae(latents_mean=mean.tolist(), latents_std=std.tolist())
+        final.load_state_dict(vae.state_dict())
+        final.eval().requires_grad_(False)
+        held = torch.stack([_pixels(c[:77]) for c in held_out[:4]])
+        recon = final.decode(final.encode(held).latent_dist.mode()).sample.clamp(-1, 1)
+        mse = ((recon - held) / 2).square().mean().item()
+    psnr = 10 * np.log10(1.0 / max(mse, 1e-12))
+    final.save_pretrained(out)
+    log = {"config": asdict(cfg), "digest": digest, "steps": step, "l1_last100": float(np.mean(losses[-100:])),
+           "held_out_psnr_db_77_frames": round(float(psnr), 2), "latents_mean": mean.tolist(), "latents_std": std.tolist(),
+           "params": int(sum(p.numel() for p in final.parameters()))}
+    (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
+    ckpt_path.unlink(missing_ok=True)
+    print(f"lab VAE: held-out reconstruction PSNR {psnr:.2f} dB (77-frame clips) after {step} steps -> {out}")
+    return log
+
+
+# --------------------------------------------------------------------------------------------------------------
+# base transformer (Wan-Animate way)
+# --------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = True) -> dict[str, torch.Tensor]:
+    """VAE encodings of every training window, computed once: target and pose latents, the carry-over
+    condition, the reference slot, CLIP tokens; face crops as uint8."""
+    from tqdm.auto import tqdm
+
+    from bench.models import wan
+
+    vae, L = components.vae, cfg.chunk_frames
+    rng = np.random.default_rng(cfg.seed + 1)
+    jobs = []
+    for ci, s in enumerate(samples):
+        if s.n_frames < L + 1:
+            raise DataError(f"{s.id} has {s.n_frames} frames, a training window needs {L + 1}", fix="render longer clips")
+        for _ in range(cfg.windows_per_clip):
+            jobs.append((ci, int(rng.integers(0, s.n_frames - L + 1))))
+    h, w = samples[0].height, samples[0].width
+    refs, clips = [], []
+    for s in samples:
+        ref = s.references()[0]
+        refs.append(wan.reference_condition(vae, wan.reference_pixels(components, ref, h, w)))
+        clips.append(wan.clip_image_features(components, ref))
+    no_carry = wan.carry_condition(vae, None, L, h, w, 1, known=False)
+    x0, pose, carry, face = [], [], [], []
+    bar = tqdm(total=len(jobs), desc="encode windows", disable=not progress)
+    for k in range(0, len(jobs), cfg.encode_batch):
+        part = jobs[k:k + cfg.encode_batch]
+        gt = torch.stack([_pixels(samples[ci].gt(st, st + L)) for ci, st in part])
+        x0.append(wan.vae_encode(vae, gt))
+        pose.append(wan.vae_encode(vae, torch.stack([_pixels(samples[ci].pose(st, st + L)) for ci, st in part])))
+        carried = torch.cat([gt[:, :, :1], torch.zeros_like(gt[:, :, 1:])], dim=2)
+        latents = wan.vae_encode(vae, carried)
+        mask = wan.i2v_mask(len(part), latents.shape[2], h // 8, w // 8, 1, latents.dtype, latents.device)
+        carry.append(torch.cat([mask, latents], dim=1))
+        face.append(torch.from_numpy(np.stack([samples[ci].face(st, st + L) for ci, st in part])))
+        bar.update(len(part))
+    bar.close()
+    return {"clip_index": torch.tensor([ci for ci, _ in jobs]), "start": torch.tensor([st for _, st in jobs]),
+            "x0": torch.cat(x0), "pose": torch.cat(pose), "carry": torch.cat(carry), "face": torch.cat(face),
+            "no_carry": no_carry, "ref": torch.cat(refs), "clip": torch.cat(clips)}
+
+
+def base_batch(data: dict, idx: np.ndarray, rng: np.random.Generator, gen: torch.Generator, cfg: BaseTrainConfig):
+    """One training batch: model inputs, target velocity and the conditioning of ``idx`` windows."""
+    from everanimate import rfm
+    from everanimate.config import RFMConfig
+
+    b = len(idx)
+    ci = data["clip_index"][idx]
+    ref = data["ref"][ci]  # (B, 20, 1, h, w)
+    carry = data["carry"][idx].clone()
+    first = torch.from_numpy(rng.random(b) < cfg.first_segment_p)
+    carry[first] = data["no_carry"].expand(int(first.sum()), -1, -1, -1, -1)
+    condition = torch.cat([ref, carry], dim=2)
+    x0 = torch.cat([ref[:, 4:], data["x0"][idx]], dim=2)
+    eps = torch.randn(x0.shape, generator=gen)
+    sigma = rfm.sample_sigmas(b, gen, RFMConfig(shift=cfg.shift))
+    noisy = rfm.noised(x0, eps, sigma)
+    pose = data["pose"][idx].clone()
+    dropped = torch.from_numpy(rng.random(b) < cfg.pose_dropout_p)
+    pose[dropped] = data["blank_pose"]
+    face = data["face"][idx].permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+    inputs = torch.cat([noisy, condition], dim=1)
+    return inputs, sigma * 1000.0, data["clip"][ci], pose, face, (eps - x0)[:, :, 1:]
+
+
+def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) -> dict:
+    """Train the lab ``WanAnimateTransformer3DModel`` on cached encodings; writes a full components folder."""
+    from tqdm.auto import tqdm
+
+    from bench.models import wan
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    arch = lab_architecture()
+    vae_dir = Path(cfg.vae)
+    if not (vae_dir / "config.json").is_file():
+        raise WeightsError(f"no trained lab VAE at {vae_dir}", fix="train it first: python -m bench lab train vae")
+    from diffusers import AutoencoderKLWan
+
+    vae = AutoencoderKLWan.from_pretrained(vae_dir).eval().requires_grad_(False)
+    vae_digest = wan.fingerprint(vae_dir)
+    digest = _digest(asdict(cfg) | {"arch": asdict(arch), "vae": vae_digest})
+    comps = wan.tiny_components(seed=cfg.seed, config=arch)
+    comps.vae = vae
+    samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
+
+    cache_path = Path(cfg.cache_root) / "lab_base_windows" / f"{_digest([asdict(cfg), vae_digest, asdict(arch)])}.pt"
+    if cache_path.is_file():
+        data = torch.load(cache_path, weights_only=True)
+    else:
+        data = encode_windows(cfg, comps, samples, progress)
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        _save_checkpoint(cache_path, data)
+    with torch.no_grad():
+        blank = torch.zeros((1, 3, cfg.chunk_frames, samples[0].height, samples[0].width)) - 1.0
+        data["blank_pose"] = wan.vae_encode(vae, blank)[0]
+    prompt = wan.encode_prompt(comps)
+
+    tr = comps.transformer
+    tr.train().requires_grad_(True)
+    params = [p for p in tr.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (
+        1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps))))
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, losses = 0, []
+    ckpt_path = out.parent / f".{out.name}.checkpoint.pt"
+    blob = _load_checkpoint(ckpt_path, digest)
+    if blob:
+        tr.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        sched.load_state_dict(blob["scheduler"])
+        step, losses = blob["step"], blob["losses"]
+        rng.bit_generator.state = blob["numpy_rng"]
+        gen.set_state(blob["torch_rng"])
+    n = len(data["x0"])
+    bar = tqdm(total=cfg.steps, initial=step, desc="lab base DiT", disable=not progress)
+    t0 = time.time()
+    while step < cfg.steps:
+        idx = rng.integers(n, size=cfg.batch_size)
+        inputs, timestep, clip, pose, face, target = base_batch(data, idx, rng, gen, cfg)
+        pred = tr(hidden_states=inputs, timestep=timestep, encoder_hidden_states=prompt.expand(len(idx), -1, -1),
+                  encoder_hidden_states_image=clip, pose_hidden_states=pose, face_pixel_values=face,
+                  return_dict=False)[0]
+        loss = (pred[:, :, 1:].float() - target).square().mean()
+        if not torch.isfinite(loss):
+            raise DataError(f"lab base step {step}: loss is {loss.item()}", fix="lower the lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(float(loss.item()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            _save_checkpoint(ckpt_path, {"digest": digest, "model": tr.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "step": step, "losses": losses,
+                                         "numpy_rng": rng.bit_generator.state, "torch_rng": gen.get_state()})
+    bar.close()
+    tr.eval().requires_grad_(False)
+    comps.trained = True
+    comps.source = f"lab base (python -m bench lab train base; {step} steps, digest {digest})"
+    wan.save_components(comps, out)
+    log = {"config": asdict(cfg), "digest": digest, "vae_digest": vae_digest, "steps": step,
+           "loss_first100": float(np.mean(losses[:100])), "loss_last100": float(np.mean(losses[-100:])),
+           "seconds_this_run": round(time.time() - t0, 1), "windows": n,
+           "transformer_params": int(sum(p.numel() for p in tr.parameters()))}
+    (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
+    ckpt_path.unlink(missing_ok=True)
+    print(f"lab base: loss {log['loss_first100']:.4f} -> {log['loss_last100']:.4f} after {step} steps -> {out}")
+    return log
+
+
+def config_with(cls, overrides: list[str]):
+    """``cls()`` with ``key=value`` overrides (JSON values, strings as is)."""
+    kwargs = {}
+    names = set(cls.__dataclass_fields__)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value", fix="write e.g. --set steps=200")
+        key, value = item.split("=", 1)
+        if key not in names:
+            raise ConfigError(f"unknown setting {key!r}", fix=f"known: {', '.join(sorted(names))}")
+        try:
+            kwargs[key] = json.loads(value)
+        except ValueError:
+            kwargs[key] = value
+    return replace(cls(), **kwargs)
