@@ -41,6 +41,7 @@ class RunConfig:
     results: str = "results"
     progress: bool = True
     table_layout: str = "leaderboard"  # "leaderboard" (Table 1) or "ablation" (Table 2)
+    workers: int = 1  # local worker processes (one torch thread each) sharing the grid's cells
 
     IDENTITY = ("methods", "dataset", "size", "samples", "max_samples", "durations", "fps", "seed", "metrics",
                 "window_s", "pose_padding", "method_args")
@@ -65,6 +66,8 @@ class RunConfig:
             raise ConfigError(f"pose padding {self.pose_padding!r} unknown", fix="use error, reflect or hold")
         if self.window_s <= 0:
             raise ConfigError("window length must be positive", fix="e.g. --window 5")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}", fix="e.g. --workers 2")
         return self
 
 
