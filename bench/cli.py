@@ -95,6 +95,12 @@ def run_workers(config, argv: list[str]) -> int:
 
     from bench.tables import read_scores, write_tables
 
+    from bench.runner import instantiate
+    from bench.scoring import plan_metrics
+
+    for name in config.methods:  # argument and metric errors once, here, before any worker starts
+        instantiate(name, config)
+    plan_metrics(config.metrics)
     n = config.workers
     print(f"bench run: {n} worker processes (RANK 0..{n - 1}, one torch thread each)", flush=True)
     base_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
@@ -107,6 +113,15 @@ def run_workers(config, argv: list[str]) -> int:
         records = read_scores(scores)
     except BenchError:
         records = []
+    if records and not any(codes):  # one scores.jsonl, as a single process writes it; the shards go
+        import json
+
+        from bench.store import atomic_write_bytes
+
+        records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
+        atomic_write_bytes(scores / "scores.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+        for shard in [*scores.glob(f"scores.shard-*-of-{n}.jsonl"), *scores.glob(f"pooled.shard-*-of-{n}.json")]:
+            shard.unlink()
     if records:
         folder = Path(config.results) / "tables" / config.experiment_name
         board, _ = write_tables(records, folder, config.table_layout, list(config.methods))

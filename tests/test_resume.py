@@ -26,8 +26,8 @@ def bench(args, results, log=None, extra_env=None, **popen):
 
 
 def run_args(data, *extra):
-    return ["run", "--methods", "counting_slow", "ground_truth", "--durations", "2", "4", "--dataset", str(data),
-            "--metrics", "psnr", "ssim", *extra]
+    return ["run", "--workers", "1", "--methods", "counting_slow", "ground_truth", "--durations", "2", "4",
+            "--dataset", str(data), "--metrics", "psnr", "ssim", *extra]
 
 
 def finish(proc, timeout=240):
