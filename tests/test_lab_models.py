@@ -148,9 +148,9 @@ def test_no_plp_ablation_trains_on_the_wan_animate_layout_and_loads_into_wan_ani
 
     import everanimate.train as train_mod
     from baselines.wan_animate import WanAnimate
+    from bench.animator import AnimationRequest
     from everanimate.animator import EverAnimate
     from everanimate.config import load_train_config
-    from bench.animator import AnimationRequest
     from tests.everanimate_helpers import MovingSquareSample
     from tests.wan_helpers import ArraySample, collect
 

@@ -15,8 +15,8 @@ truncated or altered file is a ``WeightsError`` before any generation starts.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from bench.errors import WeightsError
 

@@ -90,14 +90,11 @@ class BaseTrainConfig:
 # data
 # --------------------------------------------------------------------------------------------------------------
 def _train_samples(dataset: str, clips: int, cache_root: str, progress: bool):
-    from bench.datasets import load_dataset
-
     if dataset != "lab-train":
         raise ConfigError(f"lab models train on the lab train split, got dataset={dataset!r}", fix="use lab-train")
     from bench.datasets import _render_lab
     from bench.lab.splits import TRAIN_FRAMES, train_specs
 
-    del load_dataset
     specs = train_specs(n_clips=clips, size="lab-64", n_frames=TRAIN_FRAMES)
     return _render_lab([(sid, spec, None) for sid, spec in specs], Path(cache_root), progress)
 
