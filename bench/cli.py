@@ -62,20 +62,26 @@ def config_from_args(args: argparse.Namespace):
         workers=getattr(args, "workers", None))
 
 
+def print_leaderboard(config, records: list[dict]) -> None:
+    """Write the experiment's tables and drift plots and print its leaderboard."""
+    from bench.tables import write_tables
+
+    folder = Path(config.results) / "tables" / config.experiment_name
+    board, _ = write_tables(records, folder, config.table_layout, list(config.methods))
+    print()
+    print(board.markdown())
+    print(f"tables and drift plots: {folder}")
+
+
 def finish_run(config, outcome) -> int:
     from bench.runner import shard_from_env
-    from bench.tables import read_scores, write_tables
+    from bench.tables import read_scores
 
     rank, world = shard_from_env()
     if world == 1 and not outcome.records:
         print("\nno scores: every cell failed (see below)", file=sys.stderr)
     elif world == 1:
-        records = read_scores(outcome.scores_file.parent)
-        folder = Path(config.results) / "tables" / config.experiment_name
-        board, paths = write_tables(records, folder, config.table_layout, list(config.methods))
-        print()
-        print(board.markdown())
-        print(f"tables and drift plots: {folder}")
+        print_leaderboard(config, read_scores(outcome.scores_file.parent))
     else:
         print(f"rank {rank}/{world} done; merge shards with: python -m bench table --experiment {config.experiment_name}")
     if outcome.failures:
@@ -93,10 +99,9 @@ def run_workers(config, argv: list[str]) -> int:
     import os
     import subprocess
 
-    from bench.tables import read_scores, write_tables
-
-    from bench.runner import instantiate
+    from bench.runner import instantiate, write_scores_file
     from bench.scoring import plan_metrics
+    from bench.tables import read_scores
 
     for name in config.methods:  # argument and metric errors once, here, before any worker starts
         instantiate(name, config)
@@ -114,20 +119,11 @@ def run_workers(config, argv: list[str]) -> int:
     except BenchError:
         records = []
     if records and not any(codes):  # one scores.jsonl, as a single process writes it; the shards go
-        import json
-
-        from bench.store import atomic_write_bytes
-
-        records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
-        atomic_write_bytes(scores / "scores.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+        write_scores_file(scores / "scores.jsonl", records)
         for shard in [*scores.glob(f"scores.shard-*-of-{n}.jsonl"), *scores.glob(f"pooled.shard-*-of-{n}.json")]:
             shard.unlink()
     if records:
-        folder = Path(config.results) / "tables" / config.experiment_name
-        board, _ = write_tables(records, folder, config.table_layout, list(config.methods))
-        print()
-        print(board.markdown())
-        print(f"tables and drift plots: {folder}")
+        print_leaderboard(config, records)
     if any(codes):
         print(f"\nworker exit codes {codes}: see the errors above", file=sys.stderr)
         return max(codes)

@@ -303,11 +303,7 @@ class GridRunner:
 
     def write_scores(self, records: list[dict]) -> Path:
         name = "scores.jsonl" if self.world == 1 else f"scores.shard-{self.rank}-of-{self.world}.jsonl"
-        path = self.scores_dir() / name
-        records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
-        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        atomic_write_bytes(path, data.encode())
-        return path
+        return write_scores_file(self.scores_dir() / name, records)
 
     def write_pooled_index(self, pooled: dict[str, dict[str, list[Path]]]) -> None:
         """Where each shard's pooled states live, so ``bench table`` can compute cell metrics after merging."""
@@ -318,6 +314,13 @@ class GridRunner:
         name = "pooled.json" if self.world == 1 else f"pooled.shard-{self.rank}-of-{self.world}.json"
         atomic_write_json(self.scores_dir() / name,
                           {m: {k: sorted(str(p) for p in v) for k, v in per.items()} for m, per in pooled.items()})
+
+
+def write_scores_file(path: Path, records: list[dict]) -> Path:
+    """Score lines sorted by (method, sample, duration, metric), one JSON object per line, written atomically."""
+    records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
+    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+    return path
 
 
 def is_untrained(model_info: dict) -> bool:

@@ -45,6 +45,12 @@ def lab_architecture():
                                clip_patch=8, vae_base_dim=8, vae_dim_mult=(1, 2, 2, 2))
 
 
+def _warmup_cosine(opt, warmup: int, steps: int):
+    """Linear warmup over ``warmup`` steps, then cosine from 1 to 0.1 of the lr at ``steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, steps) / max(steps, 1)))))
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -161,8 +167,7 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         _, _, steps, lr = cfg.phases[phase]
         warm = 50 if phase == 0 else 20
         opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
-            0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(s, steps) / max(steps, 1)))))
+        return opt, _warmup_cosine(opt, warm, steps)
 
     step, losses = 0, []
     ckpt_path = out / "checkpoint.pt"
@@ -350,8 +355,7 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
     tr.train().requires_grad_(True)
     params = [p for p in tr.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (
-        1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps))))
+    sched = _warmup_cosine(opt, cfg.warmup, cfg.steps)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, losses = 0, []
