@@ -231,3 +231,77 @@ def test_videomae_paired_and_frechet(tmp_path, monkeypatch):
     same = VMAEPaired()
     same.update(FrameBatch(0, gt[:8], gt[:8]))
     np.testing.assert_allclose(same.series().values, 0.0, atol=1e-6)
+
+
+def test_videomae_gt_features_are_cached_per_ground_truth(tmp_path, monkeypatch):
+    """A second prediction of the same GT reuses the cached GT clip features: same values, no GT forward."""
+    from bench.metrics import vmae
+    from bench.metrics.vmae import VMAEFrechet, VMAEPaired
+
+    _tiny_videomae(tmp_path / "vmae")
+    monkeypatch.setenv("BENCH_VIDEOMAE_PATH", str(tmp_path / "vmae"))
+    gt = moving_video(data.astronaut(), 16, 48, 64)
+    preds = [noisy(gt, 20.0, seed=1), noisy(gt, 40.0, seed=2)]
+
+    def score(pred, cache_dir, key="gt-a"):
+        paired = VMAEPaired(horizons=(8, 16), gt_cache_dir=cache_dir)
+        fd = VMAEFrechet(horizons=(8, 16), gt_cache_dir=cache_dir)
+        for metric in (paired, fd):
+            metric.set_gt_key(key)
+        for start in (0, 8):
+            batch = FrameBatch(start, gt[start:start + 8], pred[start:start + 8])
+            paired.update(batch)
+            fd.update(batch)
+        return paired.series().values, fd.pooled_state(), paired.info()["gt_features_from_cache"]
+
+    forwards = []
+    original = vmae._SharedClipFeatures._features
+    monkeypatch.setattr(vmae._SharedClipFeatures, "_features",
+                        lambda self, clips: forwards.append(len(clips)) or original(self, clips))
+    uncached = [score(p, None) for p in preds]
+    assert len(forwards) == 8  # (gt + pred) x 2 batches x 2 predictions
+    forwards.clear()
+    first = score(preds[0], tmp_path / "cache")
+    assert not first[2] and len(forwards) == 4 and len(list((tmp_path / "cache").glob("vmae-gt-*.npz"))) == 1
+    forwards.clear()
+    second = score(preds[1], tmp_path / "cache")
+    assert second[2] and len(forwards) == 2  # prediction clips only
+    for (values, state, _), (ref_values, ref_state, _) in zip((first, second), uncached):
+        np.testing.assert_allclose(values, ref_values, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(state["gt"], ref_state["gt"], rtol=0, atol=1e-6)
+    forwards.clear()
+    score(preds[1], tmp_path / "cache", key="gt-b")  # another GT: computed, not taken from gt-a's cache
+    assert len(forwards) == 4
+
+
+def test_bench_score_reuses_gt_features_for_another_prediction(weights_env, tmp_path, monkeypatch):
+    """`bench score` on a second prediction of one GT takes the GT-side Inception / VideoMAE features from
+    <cache-dir>/gt_features: the values equal a cache-free scoring, and no GT frame goes through Inception."""
+    from bench.metrics import fid
+    from bench.metrics.pair import score_pair
+    from bench.video import write_video
+
+    _tiny_videomae(tmp_path / "vmae")
+    monkeypatch.setenv("BENCH_VIDEOMAE_PATH", str(tmp_path / "vmae"))
+    gt = moving_video(data.astronaut(), 16, 48, 64)
+    write_video(tmp_path / "gt.mp4", gt, 25)
+    for i, std in enumerate((10.0, 30.0)):
+        write_video(tmp_path / f"pred{i}.mp4", noisy(gt, std, seed=i), 25)
+    names = ["fid", "vmae_paired", "vmae_fd"]
+    inception_frames = []
+    original = fid.inception_features
+    monkeypatch.setattr(fid, "inception_features",
+                        lambda model, frames, *a, **k: inception_frames.append(len(frames)) or original(model, frames, *a, **k))
+
+    def score(i, cache):
+        result = score_pair(str(tmp_path / "gt.mp4"), str(tmp_path / f"pred{i}.mp4"), metrics=names, cache_dir=str(cache))
+        return {name: result["metrics"][name] for name in names}
+
+    fresh = score(1, tmp_path / "cache_fresh")
+    score(0, tmp_path / "cache")
+    inception_frames.clear()
+    cached = score(1, tmp_path / "cache")
+    assert sum(inception_frames) == 16  # the prediction's frames only
+    assert cached["vmae_paired"]["gt_features_from_cache"] and not fresh["vmae_paired"]["gt_features_from_cache"]
+    for name in names:
+        assert cached[name]["value"] == pytest.approx(fresh[name]["value"], rel=1e-6, abs=1e-9)

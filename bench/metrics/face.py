@@ -4,6 +4,9 @@ F-PSNR: the face box comes from the **ground truth only** (GT face keypoints -> 
 pinned detector run on GT frames); the same crop window is cut from both videos and scored with float64
 PSNR (100 dB cap). Frames without a GT face give NaN and are skipped; the coverage is reported.
 
+Detector: insightface's SCRFD (``buffalo_l/det_10g.onnx``, sha256 verified and recorded) on CPU, one face per
+GT frame, its box unscaled; ``detect_face_boxes_cached`` runs it once per GT video and caches the boxes.
+
 BG-PSNR: PSNR over the pixels (all three channels) where the GT person mask is absent.
 """
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.errors import DataError
+from bench.errors import DataError, WeightsError
 from bench.metrics import weights as W
 from bench.metrics.base import FrameBatch, PerFrameMetric
 from bench.metrics.pixel import batch_squared_error, psnr_from_mse
@@ -109,38 +113,131 @@ class BackgroundPSNR(PerFrameMetric):
 
 
 # --------------------------------------------------------------------------- detector fallback (insightface)
-def detect_face_boxes(frames_iter, *, root: str | None = None, det_size: int = 640,
-                      min_score: float = 0.5) -> tuple[np.ndarray, dict]:
-    """Run insightface's SCRFD (``buffalo_l/det_10g.onnx``) on GT frames; the best box per frame (NaN where
-    none). ``frames_iter`` yields uint8 RGB chunks. Returns ``(boxes (T, 4), record)``."""
-    record = W.resolve_insightface_detector(root)
-    from insightface.model_zoo import model_zoo
-
-    detector = model_zoo.get_model(record.path, providers=["CPUExecutionProvider"])
-    detector.prepare(ctx_id=-1, input_size=(det_size, det_size), det_thresh=min_score)
-    boxes = []
-    for chunk in frames_iter:
-        for frame in chunk:
-            found, _ = detector.detect(np.ascontiguousarray(frame[..., ::-1]), max_num=1)
-            boxes.append(found[0, :4].astype(np.float64) if len(found) else np.full(4, np.nan))
-    return np.asarray(boxes).reshape(-1, 4), {"detector": "insightface SCRFD det_10g", "sha256": record.sha256,
-                                              "det_size": det_size, "min_score": min_score}
+DETECTOR_SIZE = 640
+DETECTOR_MIN_SCORE = 0.5
+DETECTOR_NMS = 0.4
+FACE_BOX_CACHE_FORMAT = "bench-faceboxes/1"
 
 
-def detect_face_boxes_cached(gt_path: str | os.PathLike, cache_dir: str | os.PathLike, **kwargs) -> np.ndarray:
-    """``detect_face_boxes`` over a GT video, cached by (video sha256, detector sha256, settings)."""
-    from bench.metrics.weights import sha256_file
+def detector_settings(det_size: int = DETECTOR_SIZE, min_score: float = DETECTOR_MIN_SCORE) -> dict:
+    """Everything besides the weight file that decides the detector's boxes (part of the cache key)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"detector": "insightface SCRFD buffalo_l/det_10g.onnx", "det_size": int(det_size),
+            "min_score": float(min_score), "nms": DETECTOR_NMS, "box_scale": 1.0,
+            "pick": "one face per frame (insightface max_num=1: largest, most central)",
+            "insightface": installed("insightface"), "onnxruntime": installed("onnxruntime")}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+class FaceDetector:
+    """insightface's SCRFD on CPU, its file verified (``weights.resolve_insightface_detector``) before
+    onnxruntime reads it. Load failures and inference failures are ``WeightsError``s."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, det_size: int = DETECTOR_SIZE,
+                 min_score: float = DETECTOR_MIN_SCORE):
+        self.weight = W.resolve_insightface_detector(root)
+        self.settings = detector_settings(det_size, min_score)
+        fix = f"delete {self.weight.path} and place the real file (source: {W.KNOWN_WEIGHTS['insightface_det'].source})"
+        try:
+            from insightface.model_zoo import SCRFD, get_model
+        except ImportError as exc:
+            raise WeightsError(f"the face detector needs insightface: {_first_line(exc)}",
+                               fix="pip install insightface onnxruntime") from exc
+        try:
+            model = get_model(self.weight.path, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
+            raise WeightsError(f"{self.weight.path} cannot be loaded as an ONNX model (corrupt or truncated?): "
+                               f"{_first_line(exc)}", fix=fix) from exc
+        if not isinstance(model, SCRFD) or not hasattr(model, "fmc"):
+            raise WeightsError(f"{self.weight.path} is not an SCRFD face detector "
+                               f"(insightface routes it to {type(model).__name__})", fix=fix)
+        model.prepare(ctx_id=-1, input_size=(int(det_size), int(det_size)), det_thresh=float(min_score),
+                      nms_thresh=DETECTOR_NMS)
+        self._model, self._fix = model, fix
+
+    def boxes(self, frames_iter) -> np.ndarray:
+        """``frames_iter`` yields uint8 RGB chunks ``(t, H, W, 3)``; one ``[x0, y0, x1, y1]`` row per frame in
+        frame pixels (the detector's resize and padding undone by insightface), NaN where no face."""
+        rows = []
+        for chunk in frames_iter:
+            chunk = np.asarray(chunk)
+            if chunk.dtype != np.uint8 or chunk.ndim != 4 or chunk.shape[-1] != 3:
+                raise DataError(f"face detection needs uint8 RGB frames (T, H, W, 3), got {chunk.dtype} {chunk.shape}")
+            for frame in chunk:
+                try:  # insightface expects OpenCV's BGR order
+                    found, _ = self._model.detect(np.ascontiguousarray(frame[..., ::-1]), max_num=1)
+                except Exception as exc:
+                    raise WeightsError(f"the face detector {self.weight.path} failed on frame {len(rows)}: "
+                                       f"{_first_line(exc)}", fix=self._fix) from exc
+                rows.append(found[0, :4].astype(np.float64) if len(found) else np.full(4, np.nan))
+        return np.asarray(rows, np.float64).reshape(-1, 4)
+
+
+def detect_face_boxes(frames_iter, *, root: str | os.PathLike | None = None, det_size: int = DETECTOR_SIZE,
+                      min_score: float = DETECTOR_MIN_SCORE) -> tuple[np.ndarray, dict]:
+    """Run insightface's SCRFD (``buffalo_l/det_10g.onnx``) on GT frames: the best box per frame, NaN where
+    none. ``frames_iter`` yields uint8 RGB chunks. Returns ``(boxes (T, 4), record)``."""
+    detector = FaceDetector(root, det_size=det_size, min_score=min_score)
+    boxes = detector.boxes(frames_iter)
+    return boxes, {"source": "detector", "name": detector.weight.name, "path": detector.weight.path,
+                   "sha256": detector.weight.sha256, "settings": detector.settings, **_coverage(boxes)}
+
+
+def _coverage(boxes: np.ndarray) -> dict:
+    found = int(np.isfinite(boxes).all(axis=1).sum())
+    return {"frames": len(boxes), "frames_with_face": found,
+            "coverage": found / len(boxes) if len(boxes) else 0.0}
+
+
+def _read_cached_boxes(path: Path, key: str, n_frames: int) -> np.ndarray | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                return None
+            boxes = np.asarray(z["face_boxes"], np.float64)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # absent or unreadable: detect again
+    if boxes.shape != (n_frames, 4) or np.isinf(boxes).any():
+        return None
+    return boxes
+
+
+def detect_face_boxes_cached(gt_path: str | os.PathLike, cache_dir: str | os.PathLike, *,
+                             root: str | os.PathLike | None = None, det_size: int = DETECTOR_SIZE,
+                             min_score: float = DETECTOR_MIN_SCORE) -> tuple[np.ndarray, dict]:
+    """``detect_face_boxes`` over every frame of a GT video, cached in ``cache_dir`` under the key (GT video
+    sha256, detector sha256, ``detector_settings``). The cache file is an ``.npz`` with ``face_boxes``, which
+    ``--face-boxes`` also reads. Returns ``(boxes (T, 4), record)``; the record says whether the cache hit."""
     from bench.video import VideoReader, probe
 
-    record = W.resolve_insightface_detector(kwargs.get("root"))
-    key = hashlib.sha256(json.dumps({"gt": sha256_file(gt_path), "det": record.sha256,
-                                     **{k: v for k, v in kwargs.items() if k != "root"}}, sort_keys=True).encode())
-    path = Path(cache_dir) / f"faceboxes-{key.hexdigest()[:32]}.npy"
-    if path.exists():
-        return np.load(path)
+    weight = W.resolve_insightface_detector(root)
+    settings = detector_settings(det_size, min_score)
+    identity = {"format": FACE_BOX_CACHE_FORMAT, "gt_sha256": W.sha256_file(gt_path),
+                "detector_sha256": weight.sha256, **settings}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / f"faceboxes-{key[:32]}.npz"
     n = probe(gt_path).n_frames
-    with VideoReader(gt_path) as reader:
-        boxes, _ = detect_face_boxes(reader.iter_chunks(0, n, 32), **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, boxes)
-    return boxes
+    boxes = _read_cached_boxes(path, key, n)
+    hit = boxes is not None
+    if not hit:
+        with VideoReader(gt_path) as reader:
+            boxes, _ = detect_face_boxes(reader.iter_chunks(0, n, 32), root=root, det_size=det_size,
+                                         min_score=min_score)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as f:
+            np.savez(f, face_boxes=boxes, key=np.array(key))
+        os.replace(partial, path)
+    return boxes, {"source": "detector", "name": weight.name, "path": weight.path, "sha256": weight.sha256,
+                   "settings": settings, "cache": str(path), "cache_hit": hit, **_coverage(boxes)}

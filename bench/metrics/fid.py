@@ -141,12 +141,14 @@ def frechet_from_states(states: Sequence[dict[str, np.ndarray]], *, index_key: s
 
 def load_fid_inception(device: str = "cpu"):
     """pytorch-fid's ``InceptionV3([3])`` (pool3), after verifying ``pt_inception-2015-12-05-6726825d.pth``
-    is already in the torch.hub checkpoints folder (so pytorch-fid loads it without downloading)."""
+    is already in the torch.hub checkpoints folder (so pytorch-fid loads it without downloading).
+    The weights are kept channels-last, the layout frames arrive in: about 2x faster on a CPU, same values."""
     W.resolve_torch_hub("fid_inception")
+    import torch
     from pytorch_fid.inception import InceptionV3
 
     model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]], resize_input=True, normalize_input=True)
-    return model.eval().to(device)
+    return model.eval().to(device, memory_format=torch.channels_last)
 
 
 def inception_features(model, frames: np.ndarray, device: str, batch_size: int = 16) -> np.ndarray:

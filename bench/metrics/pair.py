@@ -9,6 +9,10 @@ per-horizon prefix values, weight hashes, adaptations, and the metrics that were
 Metric selection: ``--metrics a,b`` asks for metrics by name -- a missing weight file or missing face
 boxes / masks is then an error before any scoring. Without ``--metrics`` the default set is used and a
 metric that cannot run is skipped with a loud notice on stderr and ``"n/a (...)"`` in the output.
+
+F-PSNR's GT face boxes come from ``--face-boxes`` or, without it, from the insightface detector
+(``buffalo_l/det_10g.onnx``) run once over the GT video and cached under ``--cache-dir``; the result records
+which, with the detector's sha256, settings and coverage.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from bench.errors import BenchError, ConfigError, DataError, WeightsError
 from bench.metrics import DEFAULT_METRICS, METRICS, get_metric_class
 from bench.metrics.base import PROTOCOL_VERSION, FrameBatch
 from bench.metrics.drift import DEFAULT_WINDOW_SECONDS, summarize_series
+from bench.metrics.weights import resolve_insightface_detector
 
 DEFAULT_HORIZON_SECONDS = (10.0, 90.0)
 RESIZE_FILTER = "bilinear, antialias (torch.nn.functional.interpolate, align_corners=False), rounded to uint8"
@@ -38,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated metric names (default: all: {','.join(DEFAULT_METRICS)}); named "
                              "metrics must be runnable, defaults that cannot run are skipped with a notice")
     parser.add_argument("--face-boxes", default=None,
-                        help="GT face boxes: .npy (T,4) / .npz (key face_boxes) / .json; NaN or null = no face")
+                        help="GT face boxes: .npy (T,4) / .npz (key face_boxes) / .json; NaN or null = no face "
+                             "(default: the insightface detector det_10g.onnx on the GT frames, cached)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="cache folder (default: $BENCH_CACHE or ~/.cache/bench): detected GT face boxes go to "
+                             "<cache-dir>/face_boxes, GT-side FID / V-MAE features to <cache-dir>/gt_features "
+                             "(keyed by the GT video's sha256), so scoring more predictions of one GT is faster")
     parser.add_argument("--masks", default=None, help="GT person-mask video (white = person), same size/length as GT")
     parser.add_argument("--truncate", action="store_true", help="score the common prefix when frame counts differ")
     parser.add_argument("--resize", action="store_true", help="resize the prediction to the GT size (recorded)")
@@ -49,7 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-seconds", type=float, default=DEFAULT_WINDOW_SECONDS, help="drift-curve window")
     parser.add_argument("--chunk-frames", type=int, default=32, help="frames decoded per step")
     parser.add_argument("--device", default="cpu", help="torch device for network metrics")
-    parser.add_argument("--videomae-path", default=None, help="explicit VideoMAE folder (config.json + weights)")
+    parser.add_argument("--videomae-path", default=None,
+                        help="explicit VideoMAE weights: a folder (config.json + weights) for videomae-base, the .pth "
+                             "file or its folder for videomae-v2-g")
+    parser.add_argument("--videomae-backbone", default=None, choices=("videomae-base", "videomae-v2-g"),
+                        help="V-MAE features: videomae-base (default, or $BENCH_VIDEOMAE_BACKBONE) or videomae-v2-g "
+                             "(CD-FVD's VideoMAE-v2 ViT-g, vit_g_hybrid_pt_1200e_ssv2_ft.pth)")
     parser.add_argument("--output", default=None, help="also write the JSON here")
 
 
@@ -112,12 +127,46 @@ def notice(message: str) -> None:
     print(f"\n!!! {message}\n", file=sys.stderr, flush=True)
 
 
+def _detected_face_boxes(gt_path: str, n: int, cache_dir: str | None, active: dict, skipped: dict,
+                         explicit: bool) -> tuple[np.ndarray | None, dict | None]:
+    """GT face boxes of the first ``n`` frames from the cached detector, and its record. If the detector
+    fails or finds no face: an error when the metrics were named, else the face metrics leave ``active``
+    for ``skipped`` with a loud notice."""
+    from bench.datasets import default_cache_root
+    from bench.metrics.face import detect_face_boxes_cached
+
+    folder = Path(cache_dir) if cache_dir else default_cache_root()
+    print(f"GT face boxes: insightface detector on {gt_path} (cached in {folder / 'face_boxes'})",
+          file=sys.stderr, flush=True)
+    try:
+        boxes, record = detect_face_boxes_cached(gt_path, folder / "face_boxes")
+        boxes = boxes[:n]
+        if np.isfinite(boxes).all(axis=1).any():
+            return boxes, record
+        problem, reason = DataError(
+            f"the face detector found no face in any scored GT frame of {gt_path}: F-PSNR is undefined",
+            fix="pass --face-boxes from the GT face keypoints, or leave out fpsnr"), "n/a (no face found)"
+    except WeightsError as exc:
+        problem, reason = exc, "n/a (no weights)"
+    if explicit:
+        raise problem
+    for name in [k for k, m in active.items() if "face_boxes" in type(m).needs]:
+        del active[name]
+        skipped[name] = reason
+        notice(f"{name} SKIPPED: {problem}")
+    if not active:
+        raise ConfigError("no metric can run", fix="see the notices above")
+    return None, None
+
+
 def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None, face_boxes: str | None = None,
                masks: str | None = None, truncate: bool = False, resize: bool = False,
                allow_fps_mismatch: bool = False, horizon_seconds=DEFAULT_HORIZON_SECONDS,
                window_seconds: float = DEFAULT_WINDOW_SECONDS, chunk_frames: int = 32, device: str = "cpu",
-               videomae_path: str | None = None) -> dict:
-    """Score one pair; returns the JSON-ready result. Raises ``BenchError`` subclasses on bad input."""
+               videomae_path: str | None = None, videomae_backbone: str | None = None,
+               cache_dir: str | None = None) -> dict:
+    """Score one pair; returns the JSON-ready result. Raises ``BenchError`` subclasses on bad input.
+    Without ``face_boxes``, face metrics use the GT boxes of the cached insightface detector."""
     from bench.video import VideoReader, probe
     from bench.metrics.weights import sha256_file
 
@@ -174,12 +223,23 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
                             f"frames; the GT is {Wd}x{H} with {n} scored frames", fix="render masks at the GT geometry")
 
     # 2. metric selection: named metrics must run, defaults may be skipped loudly -----------------------
+    from bench.datasets import default_cache_root
+
+    cache_root = Path(cache_dir) if cache_dir else default_cache_root()
+    gt_cache_dir = cache_root / "gt_features"
+    gt_sha256 = sha256_file(gt_path)
     explicit = metrics is not None
     names = list(metrics) if explicit else list(DEFAULT_METRICS)
     for name in names:
         if name not in METRICS:
             get_metric_class(name)  # raises ConfigError with a suggestion
-    available = {"face_boxes": boxes is not None, "masks": masks is not None}
+    detector_problem = None  # why GT face boxes cannot come from the detector
+    if boxes is None and any("face_boxes" in get_metric_class(name).needs for name in names):
+        try:
+            resolve_insightface_detector()
+        except WeightsError as exc:
+            detector_problem = exc
+    available = {"face_boxes": boxes is not None or detector_problem is None, "masks": masks is not None}
     skipped: dict[str, str] = {}
     active = {}
     for name in names:
@@ -187,15 +247,24 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
         lacking = [need for need in cls.needs if not available[need]]
         if lacking:
             what = {"face_boxes": "--face-boxes", "masks": "--masks"}
+            if explicit and "face_boxes" in lacking:
+                raise WeightsError(f"metric {name} needs GT face boxes: no --face-boxes given, and the face "
+                                   f"detector cannot run: {detector_problem.message}",
+                                   fix=f"pass --face-boxes, or {detector_problem.fix}; `python -m bench doctor` "
+                                       "checks the file")
             if explicit:
                 raise DataError(f"metric {name} needs {', '.join(what[x] for x in lacking)}",
                                 fix=f"pass {' and '.join(what[x] for x in lacking)}, or leave {name} out")
             skipped[name] = f"n/a (no {lacking[0].replace('_', ' ')})"
+            if "face_boxes" in lacking:
+                notice(f"{name} SKIPPED: no --face-boxes and no face detector: {detector_problem}")
             continue
         try:
-            kwargs = {"device": device, "horizons": horizons}
+            kwargs = {"device": device, "horizons": horizons, "gt_cache_dir": str(gt_cache_dir)}
             if name.startswith("vmae") and videomae_path:
                 kwargs["model_path"] = videomae_path
+            if name.startswith("vmae") and videomae_backbone:
+                kwargs["backbone"] = videomae_backbone
             active[name] = cls(**kwargs)
         except WeightsError as exc:
             if explicit:
@@ -204,6 +273,11 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
             notice(f"{name} SKIPPED: {exc}")
     if not active:
         raise ConfigError("no metric can run", fix="see the notices above; `bench doctor` lists missing weights")
+    face_record = None
+    if boxes is None and any("face_boxes" in type(m).needs for m in active.values()):
+        boxes, face_record = _detected_face_boxes(gt_path, n, cache_dir, active, skipped, explicit)
+    for metric in active.values():  # GT-side features (FID, V-MAE) are reused when this GT is scored again
+        metric.set_gt_key(f"{gt_sha256}:{n}")
 
     # 3. stream ---------------------------------------------------------------------------------------
     mask_reader = VideoReader(masks) if masks is not None else None
@@ -236,24 +310,28 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
             entry.update(summarize_series(metric.series(), fps=fps, n_frames=n, window_seconds=window_seconds,
                                           horizons=horizons))
         entry.update(metric.info())
-        results[name] = entry
         weights[name] = [{"name": r.name, "path": r.path, "sha256": r.sha256} for r in metric.weights()]
+        if "face_boxes" in cls.needs:
+            entry["face_boxes"] = "file" if face_record is None else "detector"
+            if face_record is not None:
+                weights[name].append({k: face_record[k] for k in ("name", "path", "sha256")})
+        results[name] = entry
     for name, reason in skipped.items():
         results[name] = {"display": get_metric_class(name).display, "value": reason}
     ordered = {name: results[name] for name in names if name in results}
     out = {
         "protocol": PROTOCOL_VERSION,
-        "gt": {"path": str(gt_path), "sha256": sha256_file(gt_path), "fps": gt_info.fps,
+        "gt": {"path": str(gt_path), "sha256": gt_sha256, "fps": gt_info.fps,
                "width": Wd, "height": H, "frames": gt_info.n_frames},
         "pred": {"path": str(pred_path), "sha256": sha256_file(pred_path), "fps": pred_info.fps,
                  "width": pred_info.width, "height": pred_info.height, "frames": pred_info.n_frames},
         "frames_scored": n, "fps": fps, "horizons_frames": horizons,
         "horizons_note": "horizons are prefixes of this one video",
         "adaptations": adaptations,
-        "face_boxes": None if face_boxes is None else {"path": str(face_boxes), "sha256": sha256_file(face_boxes),
-                                                        "source": "file (ground truth)"},
+        "face_boxes": face_record if face_boxes is None else {
+            "path": str(face_boxes), "sha256": sha256_file(face_boxes), "source": "file (ground truth)"},
         "masks": None if masks is None else {"path": str(masks), "sha256": sha256_file(masks)},
-        "metrics": ordered, "skipped": skipped, "weights": weights,
+        "metrics": ordered, "skipped": skipped, "weights": weights, "gt_feature_cache": str(gt_cache_dir),
         "seconds": time.perf_counter() - started,
     }
     return _clean(out)
@@ -270,7 +348,9 @@ def main(args: argparse.Namespace) -> int:
         result = score_pair(args.gt, args.pred, metrics=metrics, face_boxes=args.face_boxes, masks=args.masks,
                             truncate=args.truncate, resize=args.resize, allow_fps_mismatch=args.allow_fps_mismatch,
                             horizon_seconds=horizon_seconds, window_seconds=args.window_seconds,
-                            chunk_frames=args.chunk_frames, device=args.device, videomae_path=args.videomae_path)
+                            chunk_frames=args.chunk_frames, device=args.device, videomae_path=args.videomae_path,
+                            videomae_backbone=getattr(args, "videomae_backbone", None),
+                            cache_dir=getattr(args, "cache_dir", None))
     except BenchError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:

@@ -5,12 +5,13 @@ SSIM follows Wang et al. with the settings of ``torchmetrics``' Gaussian SSIM, w
 ``data_range`` 255, reflect-101 padding (torch ``mode="reflect"``), the SSIM map averaged over every
 pixel and RGB channel, variances clamped at 0.
 
-Speed: the four blurred maps (x, y, x^2 + y^2, x y) come from OpenCV's separable SIMD filter in float32;
-precision is kept by blurring values centred on the frame's mean (variances and covariance do not change
-under a shift, and the shift is folded back into the luminance terms), so the float32 rounding of
-``E[x^2] - E[x]^2`` acts on small numbers. The rest is ~20 fused in-place passes over reused per-thread
-buffers, and frames are spread over a small thread pool. About 8x faster than torchmetrics on a 2-core
-CPU at 480x832 (benchmarks/metrics_speed.py), equal to its float64 result within 1e-6.
+Speed: one compiled (numba) pass makes the four maps to blur (x, y, x^2 + y^2, x y) from the uint8 pair;
+OpenCV's separable SIMD filter blurs them in float32; a second compiled pass turns the four blurred maps
+into the summed SSIM map without writing it. Precision is kept by working on values centred on the
+pair's mean (variances and covariance do not change under a shift, and the shift is folded back into the
+luminance terms), so the float32 rounding of ``E[x^2] - E[x]^2`` acts on small numbers. Frames are spread
+over a small thread pool (the compiled passes release the GIL). See benchmarks/metrics_speed.py for the
+speed against torchmetrics; equal to its float64 result within 1e-6.
 """
 from __future__ import annotations
 
@@ -73,11 +74,11 @@ _WORKSPACE = threading.local()
 
 
 def _workspace(shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Seven float32 frame-sized buffers per thread, reused across frames: fresh large arrays would cost
+    """Eight float32 frame-sized buffers per thread, reused across frames: fresh large arrays would cost
     a page fault per 4 KiB on every frame, more than the arithmetic."""
     cached = getattr(_WORKSPACE, "buffers", None)
     if cached is None or cached[0] != shape:
-        cached = (shape, [np.empty(shape, np.float32) for _ in range(7)])
+        cached = (shape, [np.empty(shape, np.float32) for _ in range(8)])
         _WORKSPACE.buffers = cached
     return cached[1]
 
@@ -86,66 +87,31 @@ def _ssim_frame(gt: np.ndarray, pred: np.ndarray, data_range: float) -> float:
     """Mean of the SSIM map over every pixel and channel of one ``(H, W, 3)`` uint8 pair."""
     import cv2
 
-    kernel = _SSIM_KERNEL
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    x, y, mx, my, s, p, t = _workspace(gt.shape)
+    from bench.metrics.kernels import centred_moments, ssim_map_sum
+
+    c1, c2 = np.float32((SSIM_K1 * data_range) ** 2), np.float32((SSIM_K2 * data_range) ** 2)
+    x, y, squares, product, mu_x, mu_y, e_squares, e_product = _workspace(gt.shape)
     channels = gt.shape[2] if gt.ndim == 3 else 1
     # centre on the pair's mean: (co)variances are shift-invariant, and float32 rounding of E[x^2] - E[x]^2
-    # then acts on small numbers; the shift comes back in the luminance terms below
-    off = (sum(cv2.mean(gt)[:channels]) + sum(cv2.mean(pred)[:channels])) / (2 * channels)
-    np.subtract(gt, np.float32(off), out=x, dtype=np.float32)
-    np.subtract(pred, np.float32(off), out=y, dtype=np.float32)
-    border = cv2.BORDER_REFLECT_101
-    cv2.sepFilter2D(x, -1, kernel, kernel, dst=mx, borderType=border)  # mu_x - off
-    cv2.sepFilter2D(y, -1, kernel, kernel, dst=my, borderType=border)  # mu_y - off
-    np.multiply(x, y, out=p)
-    np.multiply(x, x, out=x)
-    cv2.accumulateSquare(y, x)  # x^2 + y^2
-    cv2.sepFilter2D(x, -1, kernel, kernel, dst=s, borderType=border)  # E[x^2 + y^2]
-    cv2.sepFilter2D(p, -1, kernel, kernel, dst=t, borderType=border)  # E[xy]
-    np.multiply(mx, mx, out=x)
-    np.subtract(s, x, out=s)
-    np.multiply(my, my, out=p)
-    np.subtract(s, p, out=s)  # sigma_x^2 + sigma_y^2, one close subtraction at a time (exact-ish in float32)
-    np.maximum(s, 0, out=s)  # variances clamped at 0
-    s += c2
-    np.multiply(mx, my, out=p)
-    np.subtract(t, p, out=t)  # sigma_xy
-    cv2.addWeighted(t, 2.0, t, 0.0, c2, dst=t)  # 2 sigma_xy + c2
-    mx += np.float32(off)  # the uncentred means, for the luminance terms
-    my += np.float32(off)
-    np.multiply(mx, my, out=p)
-    cv2.addWeighted(p, 2.0, p, 0.0, c1, dst=p)  # 2 mu_x mu_y + c1
-    np.multiply(mx, mx, out=y)
-    cv2.accumulateSquare(my, y)
-    y += c1  # mu_x^2 + mu_y^2 + c1
-    np.multiply(p, t, out=p)
-    np.multiply(y, s, out=y)
-    np.divide(p, y, out=p)
-    return sum(cv2.sumElems(p)[:channels]) / gt.size
+    # then acts on small numbers; the shift comes back in the luminance terms
+    offset = np.float32((sum(cv2.mean(gt)[:channels]) + sum(cv2.mean(pred)[:channels])) / (2 * channels))
+    centred_moments(gt, pred, offset, x, y, squares, product)
+    for source, blurred in ((x, mu_x), (y, mu_y), (squares, e_squares), (product, e_product)):
+        cv2.sepFilter2D(source, -1, _SSIM_KERNEL, _SSIM_KERNEL, dst=blurred, borderType=cv2.BORDER_REFLECT_101)
+    return ssim_map_sum(mu_x, mu_y, e_squares, e_product, offset, c1, c2) / gt.size
 
 
 def ssim_per_frame(gt: np.ndarray, pred: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     """Gaussian SSIM per frame (see module docstring); ``gt``/``pred`` uint8 ``(T, H, W, 3)``. Frames are
-    spread over a small thread pool: OpenCV and NumPy release the GIL, so large frames use every core."""
+    spread over a small thread pool: OpenCV and the compiled passes release the GIL, so large frames use
+    every core."""
     pixels = gt[0].size if len(gt) else 0
     if len(gt) < 2 or pixels < 64 * 64 * 3:
         return np.array([_ssim_frame(g, p, data_range) for g, p in zip(gt, pred)], dtype=np.float64)
-    return np.array(list(_pool().map(lambda pair: _ssim_frame(pair[0], pair[1], data_range), zip(gt, pred))),
+    from bench.metrics.kernels import thread_pool
+
+    return np.array(list(thread_pool().map(lambda pair: _ssim_frame(pair[0], pair[1], data_range), zip(gt, pred))),
                     dtype=np.float64)
-
-
-_POOL: list = []
-
-
-def _pool():
-    if not _POOL:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL.append(ThreadPoolExecutor(max_workers=max(1, min(4, len(os.sched_getaffinity(0)))),
-                                        thread_name_prefix="ssim"))
-    return _POOL[0]
 
 
 class PSNR(PerFrameMetric):

@@ -40,6 +40,7 @@ class KnownWeight:
     sha256_prefix: str | None = None  # torch.hub filename hash prefix
     repo_id: str | None = None  # Hugging Face repo for location "hf_hub"
     note: str = ""
+    optional: bool = False  # only needed for a non-default option (e.g. another backbone)
 
 
 KNOWN_WEIGHTS: dict[str, KnownWeight] = {
@@ -60,6 +61,13 @@ KNOWN_WEIGHTS: dict[str, KnownWeight] = {
         "videomae_base", ("vmae_paired", "vmae_fd"), "model.safetensors | pytorch_model.bin (+ config.json)",
         "hf_hub", "huggingface-cli download MCG-NJU/videomae-base  (or pass an explicit folder)",
         repo_id="MCG-NJU/videomae-base", note="VideoMAE ViT-B/16 Kinetics-400 self-supervised"),
+    "videomae_v2_g": KnownWeight(
+        "videomae_v2_g", ("vmae_paired", "vmae_fd"), "vit_g_hybrid_pt_1200e_ssv2_ft.pth", "torch_hub",
+        "VideoMAEv2 model zoo (https://github.com/OpenGVLab/VideoMAEv2/blob/master/docs/MODEL_ZOO.md, download "
+        "form); the copy cd-fvd fetches: https://huggingface.co/OpenGVLab/InternVideoMAE_models/resolve/main/mae-g/"
+        "vit_g_hybrid_pt_1200e_ssv2_ft.pth  (or an explicit path: BENCH_VIDEOMAE_V2_PATH)",
+        note="VideoMAE-v2 ViT-g/14 fine-tuned on SSv2 (CD-FVD's feature network); only for "
+             "BENCH_VIDEOMAE_BACKBONE=videomae-v2-g", optional=True),
     "insightface_det": KnownWeight(
         "insightface_det", ("fpsnr",), "det_10g.onnx", "insightface",
         "insightface buffalo_l pack (https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip)",
@@ -98,6 +106,8 @@ def lpips_wheel_dir() -> Path:
 
 
 def expected_location(known: KnownWeight) -> str:
+    if known.key == "videomae_v2_g":
+        return str(videomae_v2_file())
     if known.location == "torch_hub":
         return str(torch_hub_checkpoints_dir() / known.filename)
     if known.location == "lpips_wheel":
@@ -221,6 +231,22 @@ def resolve_videomae(path: str | os.PathLike | None = None) -> tuple[Path, list[
     return folder, [record, WeightRecord("videomae_config", str(config), sha256_file(config))]
 
 
+def videomae_v2_file(path: str | os.PathLike | None = None) -> Path:
+    """Where the VideoMAE-v2 ViT-g checkpoint is read from: ``path``, else ``$BENCH_VIDEOMAE_V2_PATH``, else
+    ``$TORCH_HOME/hub/checkpoints/vit_g_hybrid_pt_1200e_ssv2_ft.pth``; a folder means that file name inside it."""
+    known = KNOWN_WEIGHTS["videomae_v2_g"]
+    path = path if path is not None else os.environ.get("BENCH_VIDEOMAE_V2_PATH") or None
+    if path is None:
+        return torch_hub_checkpoints_dir() / known.filename
+    path = Path(os.path.expanduser(str(path)))
+    return path / known.filename if path.is_dir() else path
+
+
+def resolve_videomae_v2(path: str | os.PathLike | None = None) -> WeightRecord:
+    """Verify the VideoMAE-v2 checkpoint file (present, non-empty; sha256 not pinned, recorded)."""
+    return verify_file(KNOWN_WEIGHTS["videomae_v2_g"], videomae_v2_file(path))
+
+
 def resolve_insightface_detector(root: str | os.PathLike | None = None) -> WeightRecord:
     known = KNOWN_WEIGHTS["insightface_det"]
     return verify_file(known, insightface_model_dir(root) / known.filename)
@@ -234,7 +260,7 @@ def _status(key: str, resolve) -> dict:
         "expected_location": expected_location(known), "source": known.source,
         "expected_sha256": known.sha256 or (f"{known.sha256_prefix}... (torch.hub prefix)" if known.sha256_prefix
                                             else "not pinned (recorded when used)"),
-        "note": known.note,
+        "note": known.note, "optional": known.optional,
     }
     try:
         records = resolve()
@@ -250,12 +276,14 @@ def _status(key: str, resolve) -> dict:
 
 def doctor_report() -> list[dict]:
     """One entry per weight file: key (= name), metrics, status (present / missing / corrupt), file, expected
-    location, expected sha256, recorded sha256, source and the fix. Never downloads."""
+    location, expected sha256, recorded sha256, source, the fix and ``optional`` (needed only for a non-default
+    option, e.g. the VideoMAE-v2 backbone). Never downloads."""
     return [
         _status("alexnet", lambda: resolve_torch_hub("alexnet")),
         _status("lpips_alex_linear", resolve_lpips_linear),
         _status("fid_inception", lambda: resolve_torch_hub("fid_inception")),
         _status("videomae_base", lambda: resolve_videomae()),
+        _status("videomae_v2_g", lambda: resolve_videomae_v2()),
         _status("insightface_det", lambda: resolve_insightface_detector()),
     ]
 
@@ -264,7 +292,10 @@ def format_doctor_report(entries: list[dict] | None = None) -> str:
     entries = doctor_report() if entries is None else entries
     lines = []
     for e in entries:
-        lines.append(f"[{e['status']:>7}] {e['key']:<18} for {', '.join(e['metrics'])}: {e['file']}")
+        optional = "  (optional)" if e.get("optional") else ""
+        lines.append(f"[{e['status']:>7}] {e['key']:<18} for {', '.join(e['metrics'])}: {e['file']}{optional}")
+        if e.get("optional"):
+            lines.append(f"          note     {e['note']}")
         lines.append(f"          goes to  {e['expected_location']}")
         lines.append(f"          sha256   {e['sha256'] or e['expected_sha256']}")
         if e["status"] != "present":
