@@ -1,13 +1,17 @@
 """Speed and memory of the metric protocol at 480x832 (H 832, W 480, portrait), measured side by side.
 
-    python benchmarks/metrics_speed.py [--short-seconds 1] [--long-seconds 5] [--out benchmarks/results/metrics_speed.txt]
+    python benchmarks/metrics_speed.py [--short-seconds 2] [--long-seconds 6] [--out benchmarks/results/metrics_speed.txt]
 
 What it measures (one run):
   1. peak memory (RSS) scoring a long pair / a short pair with the whole suite (constant in duration);
   2. pixel metrics (PSNR, SSIM, F-PSNR, BG-PSNR) time / bare decode time of the two videos;
   3. our SSIM vs torchmetrics' Gaussian SSIM: speed and agreement;
   4. network metrics (LPIPS, FID-Inception, VideoMAE) time / bare batched forward time of the same networks;
-  5. the whole suite vs a naive reference (decode everything, then per-frame library calls in a loop).
+  5. the whole suite vs a naive reference (decode everything, then per-frame library calls in a loop) on a
+     protocol-shaped job (one rollout, horizons 1:9 like 10 s / 90 s), for the first prediction of a ground
+     truth and for a further one (GT-side features from the cache). The per-frame values agree; FID and
+     V-MAE FD differ by definition: the naive pools every frame / clip of a prefix, the protocol the same N
+     per horizon (which is also where part of the speed-up comes from).
 
 No real weights can be downloaded here: the networks are the real architectures (torchvision AlexNet under
 lpips, pytorch-fid's FID Inception, VideoMAE-base config) with random weights placed where the libraries
@@ -66,6 +70,19 @@ def make_pair(folder: Path, frames: int, tag: str) -> dict:
     return {**{k: str(v) for k, v in paths.items()}, "boxes": str(folder / f"{tag}_boxes.npy"), "frames": frames}
 
 
+def second_prediction(pair: dict, folder: Path) -> str:
+    """Another prediction of the pair's GT (the first one with a slight colour change), so that scoring it
+    meets the GT cache the first scoring wrote."""
+    from bench.video import VideoReader, VideoWriter
+
+    path = folder / f"{Path(pair['pred']).stem}_2.mp4"
+    with VideoReader(pair["pred"]) as reader, VideoWriter(path, FPS) as writer:
+        for chunk in reader.iter_chunks(0, pair["frames"], 32):
+            for frame in chunk:
+                writer.write(np.clip(frame.astype(np.int16) + 3, 0, 255).astype(np.uint8))
+    return str(path)
+
+
 def place_random_weights(folder: Path) -> dict:
     """Random-weight files of the real architectures where the libraries look; returns env vars."""
     import torch
@@ -105,12 +122,18 @@ def child_score(pair: dict) -> dict:
     """Our scorer, whole suite, in a fresh process: time and peak RSS."""
 
     trust_placed_weights()
+    import lpips  # noqa: F401  -- libraries imported before the clock, as the naive reference does
+    import pytorch_fid.inception  # noqa: F401
+    from transformers import VideoMAEModel  # noqa: F401
+
+    import bench.metrics.kernels  # noqa: F401
     from bench.metrics.pair import score_pair
 
     t = time.perf_counter()
     result = score_pair(pair["gt"], pair["pred"], metrics=["psnr", "ssim", "lpips", "fid", "vmae_paired", "fpsnr",
                                                             "bgpsnr", "vmae_fd"],
-                        face_boxes=pair["boxes"], masks=pair["masks"], chunk_frames=16)
+                        face_boxes=pair["boxes"], masks=pair["masks"], chunk_frames=16, cache_dir=pair["cache"],
+                        horizon_seconds=[h / FPS for h in pair.get("horizons") or [pair["frames"]]])
     return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(),
             "values": {k: v.get("value") for k, v in result["metrics"].items()}}
 
@@ -128,9 +151,11 @@ def child_naive(pair: dict) -> dict:
 
     from bench.video import read_all
 
+    VideoMAEModel.config_class  # resolve transformers' lazy module before the clock, as for ours
     t = time.perf_counter()
     gt, pred, masks = read_all(pair["gt"]), read_all(pair["pred"]), read_all(pair["masks"]) > 127
-    boxes = np.load(pair["boxes"]).astype(int)
+    boxes = np.load(pair["boxes"])
+    boxes = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1).astype(int)  # covering window
     lp = lpips.LPIPS(net="alex", verbose=False).eval()
     inc = InceptionV3([3]).eval()
     vm = VideoMAEModel.from_pretrained(os.environ["BENCH_VIDEOMAE_PATH"]).eval()
@@ -149,18 +174,31 @@ def child_naive(pair: dict) -> dict:
             fg.append(inc(to_t(gt[i]) / 255)[0].reshape(-1).numpy())
             fp.append(inc(to_t(pred[i]) / 255)[0].reshape(-1).numpy())
         fg, fp = np.array(fg, np.float64), np.array(fp, np.float64)
-        fid = calculate_frechet_distance(fg.mean(0), np.cov(fg, rowvar=False), fp.mean(0), np.cov(fp, rowvar=False))
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        vg, vp, cos = [], [], []
         for c in range(0, len(gt) - 15, 16):
             clips = []
             for v in (gt, pred):
                 x = torch.from_numpy(v[c:c + 16]).permute(0, 3, 1, 2).float() / 255
                 x = (F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True) - mean) / std
-                clips.append(vm(pixel_values=x[None]).last_hidden_state.mean(1))
-    return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(),
-            "values": {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "lpips": float(np.mean(lpv)),
-                       "fid": float(fid)}}
+                clips.append(vm(pixel_values=x[None]).last_hidden_state.mean(1)[0].double().numpy())
+            vg.append(clips[0])
+            vp.append(clips[1])
+            cos.append(1 - clips[0] @ clips[1] / np.linalg.norm(clips[0]) / np.linalg.norm(clips[1]))
+        vg, vp = np.array(vg), np.array(vp)
+
+    def frechet(a, b):
+        return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+
+    values = {}
+    for h in pair.get("horizons") or [len(gt)]:  # every horizon from its own prefix, all frames
+        k = h // 16
+        values[h] = {"psnr": float(np.mean(psnr[:h])), "ssim": float(np.mean(ssim[:h])), "lpips": float(np.mean(lpv[:h])),
+                     "fpsnr": float(np.mean(fps_[:h])), "bgpsnr": float(np.mean(bgp[:h])),
+                     "fid": frechet(fg[:h], fp[:h]), "vmae_paired": float(np.mean(cos[:k])),
+                     "vmae_fd": frechet(vg[:k], vp[:k]) if k >= 2 else None}
+    return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "values": values[max(values)]}
 
 
 def run_child(job: str, pair: dict, env: dict) -> dict:
@@ -218,8 +256,10 @@ def pixel_pass(pair: dict, chunk: int = 16) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--short-seconds", type=float, default=1.0)
-    ap.add_argument("--long-seconds", type=float, default=5.0)
+    ap.add_argument("--short-seconds", type=float, default=2.0)
+    ap.add_argument("--long-seconds", type=float, default=6.0)
+    ap.add_argument("--protocol-seconds", type=float, default=12.0,
+                    help="length of the rollout for the naive comparison (horizons at 1/9 and all of it)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "metrics_speed.txt"))
     ap.add_argument("--child", default=None)
     ap.add_argument("--pair", default=None)
@@ -291,7 +331,8 @@ def main() -> None:
 
     with VideoReader(long["gt"]) as g, VideoReader(long["pred"]) as p:
         gt, pred = g.read(0, 32), p.read(0, 32)
-    say("## network metrics vs bare batched forward of the same network on the same 32 frames")
+    per_frame: dict[str, float] = {}
+    say("## network metrics vs bare batched forward of the same network on the same 32 frames, best of 3 alternated")
     for name in ("lpips", "fid", "vmae_paired"):
         metric = get_metric_class(name)(horizons=(32,))
         if name == "lpips":
@@ -334,34 +375,62 @@ def main() -> None:
                 metric.update(FrameBatch(a, gt[a:a + 16], pred[a:a + 16]))
 
         bare()
-        bare_t = min(timed(bare)[0] for _ in range(2))
-        ours_t = min(timed(ours)[0] for _ in range(2))
+        ours()
+        runs = [(timed(bare)[0], timed(ours)[0]) for _ in range(3)]  # alternated, so drift hits both alike
+        bare_t, ours_t = min(r[0] for r in runs), min(r[1] for r in runs)
+        per_frame[name] = min(ours_t, bare_t) / 32  # both videos' frames of one frame pair
         say(f"{name:<12} metric {ours_t:.2f} s, bare forward {bare_t:.2f} s, ratio {ours_t / bare_t:.3f}   "
             f"target <= 1.1   {'PASS' if ours_t / bare_t <= 1.1 else 'FAIL'}")
     say()
 
-    # 1 + 5. memory constancy and the naive reference (fresh processes)
-    s = run_child("score", short, env)
-    l_ = run_child("score", long, env)
-    naive = run_child("naive", short, env)
-    say("## whole suite (psnr, ssim, lpips, fid, vmae_paired, fpsnr, bgpsnr, vmae_fd), fresh process each")
+    # 1. memory constancy (fresh processes)
+    s = run_child("score", {**short, "cache": str(tmp / "cache_short")}, env)
+    l_ = run_child("score", {**long, "cache": str(tmp / "cache_long")}, env)
+    say("## whole suite (psnr, ssim, lpips, fid, vmae_paired, fpsnr, bgpsnr, vmae_fd): memory, fresh process each")
     say(f"ours  short: {s['seconds']:.1f} s ({short['frames'] / s['seconds']:.2f} frames/s), peak RSS {s['peak_rss_mb']:.0f} MB")
     say(f"ours  long : {l_['seconds']:.1f} s ({long['frames'] / l_['seconds']:.2f} frames/s), peak RSS {l_['peak_rss_mb']:.0f} MB")
     ratio = l_["peak_rss_mb"] / s["peak_rss_mb"]
     say(f"peak memory long / short ({long['frames'] / short['frames']:.0f}x the duration) = {ratio:.3f}   "
         f"target <= 1.2   {'PASS' if ratio <= 1.2 else 'FAIL'}")
+    say()
+
+    # 5. the naive reference on a protocol-shaped job: one rollout, horizons 1:9 like 10 s / 90 s
+    proto = make_pair(tmp, int(args.protocol_seconds * FPS), "proto")
+    proto["horizons"] = [proto["frames"] // 9, proto["frames"]]
+    first = run_child("score", {**proto, "cache": str(tmp / "cache_proto")}, env)
+    again = run_child("score", {**proto, "pred": second_prediction(proto, tmp), "cache": str(tmp / "cache_proto")}, env)
+    naive = run_child("naive", proto, env)
+    n = proto["frames"]
+    say(f"## whole suite vs the naive reference: one {args.protocol_seconds:g} s rollout ({n} frames) scored at "
+        f"horizons {proto['horizons']} frames (1:9, like 10 s / 90 s)")
+    say("naive: decode all frames, then per-frame library calls (torchmetrics SSIM, lpips, pytorch-fid Inception on "
+        "every frame, VideoMAE per clip), float64 NumPy PSNRs, pytorch-fid's Frechet distance per horizon prefix")
+    say(f"ours, first prediction of this GT      : {first['seconds']:.1f} s ({n / first['seconds']:.2f} frames/s), "
+        f"peak RSS {first['peak_rss_mb']:.0f} MB")
+    say(f"ours, another prediction of the same GT: {again['seconds']:.1f} s ({n / again['seconds']:.2f} frames/s), "
+        f"peak RSS {again['peak_rss_mb']:.0f} MB  (GT-side Inception / VideoMAE features from the cache)")
+    say(f"naive                                  : {naive['seconds']:.1f} s ({n / naive['seconds']:.2f} frames/s), "
+        f"peak RSS {naive['peak_rss_mb']:.0f} MB")
+    for label, run in (("first prediction of a GT", first), ("further predictions of it", again)):
+        speed = naive["seconds"] / run["seconds"]
+        say(f"speed-up vs naive, {label:<26}= {speed:.2f}x   target >= 3x   {'PASS' if speed >= 3 else 'FAIL'}")
+    say("  (a leaderboard scores every method against the same GT: all but the first method see the cached GT)")
+    floor_first = (per_frame["lpips"] + per_frame["vmae_paired"]) * n
+    floor_again = (per_frame["lpips"] + per_frame["vmae_paired"] / 2) * n
+    say(f"bound: LPIPS on every GT and predicted frame and VideoMAE on every clip are part of the definition; their "
+        f"forwards alone take {floor_first:.0f} s here ({floor_again:.0f} s with GT clips cached), so no scorer can beat "
+        f"this naive by more than {naive['seconds'] / floor_first:.2f}x ({naive['seconds'] / floor_again:.2f}x) on this CPU")
     per_frame_mb = H * W_ * 3 * 2 / 2**20
-    say(f"  (a decode-everything scorer grows by {per_frame_mb:.2f} MB per frame pair: "
-        f"+{per_frame_mb * 2250 / 1024:.1f} GB for a 90 s pair as uint8, x4 as float32)")
-    say(f"naive short: {naive['seconds']:.1f} s, peak RSS {naive['peak_rss_mb']:.0f} MB")
-    speed = naive["seconds"] / s["seconds"]
-    say(f"speed-up vs naive (short pair) = {speed:.2f}x   target >= 3x   {'PASS' if speed >= 3 else 'FAIL'}")
-    naive_90 = naive["peak_rss_mb"] + per_frame_mb * (2250 - short["frames"]) * 1.5
-    say(f"memory: ours {s['peak_rss_mb']:.0f} MB flat; naive {naive['peak_rss_mb']:.0f} MB at {short['frames']} frames, "
-        f"~{naive_90 / 1024:.1f} GB extrapolated to 2250 frames (gt + pred + mask frames held)")
-    say(f"values ours  : {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in s['values'].items()})}")
-    say(f"values naive : {json.dumps({k: round(v, 4) for k, v in naive['values'].items()})}")
-    say(f"90 s pair whole suite at the long-pair rate: {l_['seconds'] / long['frames'] * 2250 / 60:.1f} min on this CPU")
+    naive_90 = naive["peak_rss_mb"] + per_frame_mb * (2250 - n) * 1.5
+    say(f"memory: ours {first['peak_rss_mb']:.0f} MB, flat in duration (above); naive {naive['peak_rss_mb']:.0f} MB at "
+        f"{n} frames, growing {per_frame_mb * 1.5:.1f} MB per frame (gt + pred + mask held): ~{naive_90 / 1024:.1f} GB "
+        f"at 2250 frames (90 s), {first['peak_rss_mb'] / (naive_90):.2f} of it")
+    rounded = lambda values: json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()})
+    say(f"values ours  : {rounded(first['values'])}")
+    say(f"values naive : {rounded(naive['values'])}")
+    say(f"a 90 s pair at the protocol-shaped rate: ours {first['seconds'] / n * 2250 / 60:.1f} min "
+        f"({again['seconds'] / n * 2250 / 60:.1f} min with the GT cached), naive {naive['seconds'] / n * 2250 / 60:.1f} min "
+        "on this CPU")
     if torch.cuda.is_available():
         say("(GPU present: rerun child 'score' with --device cuda for frames/s)")
     else:
