@@ -19,7 +19,7 @@ from bench.errors import BenchError, WeightsError
 from bench.metrics import drift
 from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric
 from bench.sample import Sample
-from bench.store import Rollout, atomic_write_json, canonical_json
+from bench.store import Rollout, atomic_write_json, atomic_write_npz, canonical_json
 
 SCORE_SCHEMA = "bench.score/1"
 ALL_SAMPLES = "*"
@@ -140,7 +140,7 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
         if metric.pooled:
             state = metric.pooled_state()
             pooled_paths[metric.name].parent.mkdir(parents=True, exist_ok=True)
-            _save_npz_atomic(pooled_paths[metric.name], state)
+            atomic_write_npz(pooled_paths[metric.name], **state)
             continue
         series, info = metric.series(), metric.info()
         for duration, n in zip(durations, horizons):
@@ -160,16 +160,6 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
             })
     atomic_write_json(cache, {"scoring_key": key, "records": records})
     return RolloutScores(records, pooled_paths)
-
-
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    import io
-
-    from bench.store import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def pooled_records(plan: MetricPlan, states_by_method: dict[str, dict[str, list[Path]]],

@@ -12,8 +12,11 @@ The protocol version is recorded in every score; changing any definition bumps i
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -107,6 +110,14 @@ class Metric(ABC):
         that cache ground-truth statistics (FID) use it with ``gt_cache_dir``; others ignore it. Call after
         ``reset()`` and before the first ``update``."""
         self.gt_key = key
+
+    def gt_cache_file(self, kind: str, **identity) -> Path | None:
+        """The cache file of this ground truth's ``kind`` features, named by a hash of the GT key and
+        ``identity`` (preprocessing, weights, horizons, ...); None without ``gt_cache_dir`` or a GT key."""
+        if not (self.gt_cache_dir and self.gt_key):
+            return None
+        blob = json.dumps({"gt": self.gt_key, **identity}, sort_keys=True)
+        return Path(self.gt_cache_dir) / f"{kind}-gt-{hashlib.sha256(blob.encode()).hexdigest()[:32]}.npz"
 
     def info(self) -> dict:
         """Extra facts about the last video (e.g. F-PSNR face coverage); JSON-serialisable."""

@@ -23,6 +23,7 @@ from bench.errors import DataError, WeightsError
 from bench.metrics import weights as W
 from bench.metrics.base import FrameBatch, PerFrameMetric
 from bench.metrics.pixel import batch_squared_error, psnr_from_mse
+from bench.store import atomic_write_npz
 
 FACE_BOX_SCALE = 1.3
 
@@ -215,15 +216,17 @@ def _read_cached_boxes(path: Path, key: str, n_frames: int) -> np.ndarray | None
 
 def detect_face_boxes_cached(gt_path: str | os.PathLike, cache_dir: str | os.PathLike, *,
                              root: str | os.PathLike | None = None, det_size: int = DETECTOR_SIZE,
-                             min_score: float = DETECTOR_MIN_SCORE) -> tuple[np.ndarray, dict]:
+                             min_score: float = DETECTOR_MIN_SCORE, gt_sha256: str | None = None
+                             ) -> tuple[np.ndarray, dict]:
     """``detect_face_boxes`` over every frame of a GT video, cached in ``cache_dir`` under the key (GT video
     sha256, detector sha256, ``detector_settings``). The cache file is an ``.npz`` with ``face_boxes``, which
-    ``--face-boxes`` also reads. Returns ``(boxes (T, 4), record)``; the record says whether the cache hit."""
+    ``--face-boxes`` also reads. Returns ``(boxes (T, 4), record)``; the record says whether the cache hit.
+    ``gt_sha256``: the GT video's hash when the caller has it (it is computed otherwise)."""
     from bench.video import VideoReader, probe
 
     weight = W.resolve_insightface_detector(root)
     settings = detector_settings(det_size, min_score)
-    identity = {"format": FACE_BOX_CACHE_FORMAT, "gt_sha256": W.sha256_file(gt_path),
+    identity = {"format": FACE_BOX_CACHE_FORMAT, "gt_sha256": gt_sha256 or W.sha256_file(gt_path),
                 "detector_sha256": weight.sha256, **settings}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / f"faceboxes-{key[:32]}.npz"
@@ -234,10 +237,6 @@ def detect_face_boxes_cached(gt_path: str | os.PathLike, cache_dir: str | os.Pat
         with VideoReader(gt_path) as reader:
             boxes, _ = detect_face_boxes(reader.iter_chunks(0, n, 32), root=root, det_size=det_size,
                                          min_score=min_score)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        with open(partial, "wb") as f:
-            np.savez(f, face_boxes=boxes, key=np.array(key))
-        os.replace(partial, path)
+        atomic_write_npz(path, face_boxes=boxes, key=np.array(key))
     return boxes, {"source": "detector", "name": weight.name, "path": weight.path, "sha256": weight.sha256,
                    "settings": settings, "cache": str(path), "cache_hit": hit, **_coverage(boxes)}

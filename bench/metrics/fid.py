@@ -12,9 +12,6 @@ the preprocessing, the weight hash, the horizons and N.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +20,7 @@ import numpy as np
 from bench.errors import DataError
 from bench.metrics import weights as W
 from bench.metrics.base import FrameBatch, Metric, WeightRecord
+from bench.store import atomic_write_npz
 
 FEATURE_DIM = 2048
 PREPROCESSING = ("pytorch_fid.InceptionV3(block 3, resize_input=True, normalize_input=True): full frame, "
@@ -199,11 +197,10 @@ class FID(Metric):
 
     # -- GT statistics cache
     def _cache_path(self) -> Path | None:
-        if not (self.gt_cache_dir and self.gt_key and self.horizons):
+        if not self.horizons:
             return None
-        blob = json.dumps({"gt": self.gt_key, "preprocessing": PREPROCESSING, "weights": self._records[0].sha256,
-                           "horizons": self.horizons, "n": self.frames_per_horizon}, sort_keys=True)
-        return Path(self.gt_cache_dir) / f"fid-gt-{hashlib.sha256(blob.encode()).hexdigest()[:32]}.npz"
+        return self.gt_cache_file("fid", preprocessing=PREPROCESSING, weights=self._records[0].sha256,
+                                  horizons=self.horizons, n=self.frames_per_horizon)
 
     def set_gt_key(self, key: str | None) -> None:
         super().set_gt_key(key)
@@ -235,10 +232,7 @@ class FID(Metric):
             gt = np.concatenate(self._gt) if self._gt else empty
             path = self._cache_path()
             if path is not None and self._seen >= max(self.horizons):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
-                np.savez(tmp, frame_index=gt_index, features=gt)
-                os.replace(tmp, path)
+                atomic_write_npz(path, frame_index=gt_index, features=gt)
         horizons = self.horizons or (self._seen,)
         n = self.frames_per_horizon or self._seen
         return {"frame_index": index, "pred": pred, "gt_frame_index": gt_index, "gt": gt,

@@ -127,19 +127,17 @@ def notice(message: str) -> None:
     print(f"\n!!! {message}\n", file=sys.stderr, flush=True)
 
 
-def _detected_face_boxes(gt_path: str, n: int, cache_dir: str | None, active: dict, skipped: dict,
+def _detected_face_boxes(gt_path: str, gt_sha256: str, n: int, cache_root: Path, active: dict, skipped: dict,
                          explicit: bool) -> tuple[np.ndarray | None, dict | None]:
     """GT face boxes of the first ``n`` frames from the cached detector, and its record. If the detector
     fails or finds no face: an error when the metrics were named, else the face metrics leave ``active``
     for ``skipped`` with a loud notice."""
-    from bench.datasets import default_cache_root
     from bench.metrics.face import detect_face_boxes_cached
 
-    folder = Path(cache_dir) if cache_dir else default_cache_root()
-    print(f"GT face boxes: insightface detector on {gt_path} (cached in {folder / 'face_boxes'})",
+    print(f"GT face boxes: insightface detector on {gt_path} (cached in {cache_root / 'face_boxes'})",
           file=sys.stderr, flush=True)
     try:
-        boxes, record = detect_face_boxes_cached(gt_path, folder / "face_boxes")
+        boxes, record = detect_face_boxes_cached(gt_path, cache_root / "face_boxes", gt_sha256=gt_sha256)
         boxes = boxes[:n]
         if np.isfinite(boxes).all(axis=1).any():
             return boxes, record
@@ -275,7 +273,7 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
         raise ConfigError("no metric can run", fix="see the notices above; `bench doctor` lists missing weights")
     face_record = None
     if boxes is None and any("face_boxes" in type(m).needs for m in active.values()):
-        boxes, face_record = _detected_face_boxes(gt_path, n, cache_dir, active, skipped, explicit)
+        boxes, face_record = _detected_face_boxes(gt_path, gt_sha256, n, cache_root, active, skipped, explicit)
     for metric in active.values():  # GT-side features (FID, V-MAE) are reused when this GT is scored again
         metric.set_gt_key(f"{gt_sha256}:{n}")
 

@@ -47,7 +47,6 @@ parameter must be filled; missing keys, leftovers other than ``head.*``, shape m
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import pickle
@@ -65,6 +64,7 @@ from bench.errors import ConfigError, DataError, WeightsError
 from bench.metrics import weights as W
 from bench.metrics.base import FrameBatch, Metric, Series, WeightRecord
 from bench.metrics.fid import frechet_from_states, select_frames
+from bench.store import atomic_write_npz
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -428,11 +428,8 @@ class _VideoMAEMetric(Metric):
         self._clips.use_gt_features(None)
 
     def _cache_path(self) -> Path | None:
-        if not (self.gt_cache_dir and self.gt_key):
-            return None
-        blob = json.dumps({"gt": self.gt_key, "horizons": self.horizons, "preprocessing": self._clips.preprocessing,
-                           "weights": [r.sha256 for r in self._clips.records]}, sort_keys=True)
-        return Path(self.gt_cache_dir) / f"vmae-gt-{hashlib.sha256(blob.encode()).hexdigest()[:32]}.npz"
+        return self.gt_cache_file("vmae", horizons=self.horizons, preprocessing=self._clips.preprocessing,
+                                  weights=[r.sha256 for r in self._clips.records])
 
     def set_gt_key(self, key: str | None) -> None:
         """With ``gt_cache_dir``: GT clip features of this key are read from the cache when present (no GT
@@ -452,10 +449,7 @@ class _VideoMAEMetric(Metric):
             return
         if self.horizons and self._seen < max(self.horizons):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
-        np.savez(tmp, clip_last_frame=np.concatenate(self._last), features=np.concatenate(self._gt))
-        os.replace(tmp, path)
+        atomic_write_npz(path, clip_last_frame=np.concatenate(self._last), features=np.concatenate(self._gt))
 
     def update(self, batch: FrameBatch) -> None:
         last, f_gt, f_pred = self._clips.process(batch)

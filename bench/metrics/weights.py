@@ -34,7 +34,7 @@ class KnownWeight:
     key: str
     metrics: tuple[str, ...]
     filename: str
-    location: str  # "torch_hub" | "lpips_wheel" | "hf_hub" | "insightface"
+    location: str  # "torch_hub" | "lpips_wheel" | "hf_hub" | "insightface" | "videomae_v2" (torch_hub or its env path)
     source: str
     sha256: str | None = None  # full pinned hash, when known
     sha256_prefix: str | None = None  # torch.hub filename hash prefix
@@ -62,7 +62,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeight] = {
         "hf_hub", "huggingface-cli download MCG-NJU/videomae-base  (or pass an explicit folder)",
         repo_id="MCG-NJU/videomae-base", note="VideoMAE ViT-B/16 Kinetics-400 self-supervised"),
     "videomae_v2_g": KnownWeight(
-        "videomae_v2_g", ("vmae_paired", "vmae_fd"), "vit_g_hybrid_pt_1200e_ssv2_ft.pth", "torch_hub",
+        "videomae_v2_g", ("vmae_paired", "vmae_fd"), "vit_g_hybrid_pt_1200e_ssv2_ft.pth", "videomae_v2",
         "VideoMAEv2 model zoo (https://github.com/OpenGVLab/VideoMAEv2/blob/master/docs/MODEL_ZOO.md, download "
         "form); the copy cd-fvd fetches: https://huggingface.co/OpenGVLab/InternVideoMAE_models/resolve/main/mae-g/"
         "vit_g_hybrid_pt_1200e_ssv2_ft.pth  (or an explicit path: BENCH_VIDEOMAE_V2_PATH)",
@@ -106,8 +106,6 @@ def lpips_wheel_dir() -> Path:
 
 
 def expected_location(known: KnownWeight) -> str:
-    if known.key == "videomae_v2_g":
-        return str(videomae_v2_file())
     if known.location == "torch_hub":
         return str(torch_hub_checkpoints_dir() / known.filename)
     if known.location == "lpips_wheel":
@@ -119,6 +117,8 @@ def expected_location(known: KnownWeight) -> str:
         return str(hf_hub_dir() / ("models--" + known.repo_id.replace("/", "--")) / "snapshots" / "<revision>")
     if known.location == "insightface":
         return str(insightface_model_dir() / known.filename)
+    if known.location == "videomae_v2":
+        return str(videomae_v2_file())
     raise ValueError(known.location)
 
 
