@@ -66,11 +66,30 @@ def _finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def scoring_key(rollout_key: str, sample_hash: str, plan: MetricPlan, horizons: Sequence[int], window_frames: int) -> str:
+def scoring_key(rollout_key: str, sample_hash: str, plan: MetricPlan, horizons: Sequence[int], window_frames: int,
+                chunk_geometry: tuple | None = None) -> str:
     payload = {"protocol": PROTOCOL_VERSION, "rollout": rollout_key, "sample": sample_hash,
                "metrics": list(plan.names), "weights": plan.weights, "horizons": list(horizons),
                "window": window_frames}
+    if chunk_geometry is not None:  # only with `seam`: keys of runs without it stay as they were
+        payload["chunk_geometry"] = list(chunk_geometry[:2])
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def chunk_geometry(model_info: dict) -> tuple[int, int, str]:
+    """``(chunk_frames, overlap_frames, source)`` of the generator that made a rollout, for the seam metric:
+    the method's own ``chunk_geometry`` (e.g. ``precomputed``, whose harness chunks are not the generator's),
+    else its chunk plan (``capabilities``), else the paper's 77 / 4."""
+    from bench.metrics.seam import DEFAULT_CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES
+
+    given = model_info.get("chunk_geometry")
+    if isinstance(given, dict) and given.get("chunk_frames"):
+        return (int(given["chunk_frames"]), int(given.get("overlap_frames", 0)),
+                str(given.get("source", "given by the method")))
+    caps = model_info.get("capabilities")
+    if isinstance(caps, dict) and caps.get("chunk_frames"):
+        return int(caps["chunk_frames"]), int(caps.get("overlap_frames", 0)), "the run's chunk plan"
+    return DEFAULT_CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES, "default (77-frame chunks, 4-frame overlap)"
 
 
 @dataclass
@@ -97,7 +116,8 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
     horizons = [duration_frames(d, fps) for d in durations]
     n_total = max(horizons)
     window_frames = max(1, int(round(window_s * fps)))
-    key = scoring_key(rollout.key, sample.content_hash, plan, horizons, window_frames)
+    geometry = chunk_geometry((rollout.status() or {}).get("model_info", {})) if "seam" in plan.names else None
+    key = scoring_key(rollout.key, sample.content_hash, plan, horizons, window_frames, geometry)
     if pose_padding == "error":
         pose_padding = "reflect"  # only reached by the tail of a last chunk, never scored
     cache = rollout.scores_path(key)
@@ -112,6 +132,8 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
                              for name in plan.names]
     for metric in metrics:
         metric.set_gt_key(sample.content_hash)
+        if geometry is not None:
+            metric.set_chunk_geometry(*geometry)
     needs = {n for m in metrics for n in m.needs}
     bar = None
     if progress:

@@ -27,7 +27,7 @@ class Column:
 COLUMNS = (
     Column("psnr", "PSNR", True, 3), Column("ssim", "SSIM", True, 3), Column("lpips", "LPIPS", False, 3),
     Column("fid", "FID", False, 3), Column("vmae_paired", "V-MAE", False, 3), Column("vmae_fd", "V-MAE FD", False, 3),
-    Column("fpsnr", "F-PSNR", True, 3), Column("bgpsnr", "BG-PSNR", True, 3),
+    Column("fpsnr", "F-PSNR", True, 3), Column("bgpsnr", "BG-PSNR", True, 3), Column("seam", "Seam", False, 3),
 )
 ABLATION_METRICS = ("psnr", "ssim", "lpips")
 DISPLAY_NAMES = {"everanimate": "EverAnimate", "wan_animate": "Wan-Animate", "vae_roundtrip": "VAE round trip",
@@ -93,7 +93,14 @@ def pooled_from_index(folder: Path, records: list[dict]) -> list[dict]:
     fps = fps_guess.pop() if len(fps_guess) == 1 else 25
     have = {(r["method"], r["metric"]) for r in records if r["sample"] == "*"}
     todo = {m: {k: v for k, v in per.items() if (m, k) not in have} for m, per in merged.items()}
-    return pooled_records(MetricPlan(()), todo, durations, fps)
+    from bench.runner import cell_references
+
+    out = pooled_records(MetricPlan(()), todo, durations, fps)
+    for record in out:  # the cell's reference count, from its per-sample lines
+        record["n_references"] = cell_references(r["n_references"] for r in records
+                                                 if r["method"] == record["method"] and "n_references" in r
+                                                 and r["sample"] != "*")
+    return out
 
 
 @dataclass

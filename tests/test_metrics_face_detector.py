@@ -263,7 +263,7 @@ def test_corrupt_detector_files_are_weights_errors(detector_file, tmp_path, monk
 def bench_score(capsys, *args):
     from bench.cli import main
 
-    rc = main(["score", *map(str, args)])
+    rc = main(["score", "--json", *map(str, args)])
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 

@@ -212,7 +212,7 @@ def test_registry_is_lazy_and_complete():
 def _args(gt, pred, **kw):
     base = dict(gt=str(gt), pred=str(pred), metrics="psnr,ssim", face_boxes=None, masks=None, truncate=False,
                 resize=False, allow_fps_mismatch=False, horizons="1,90", window_seconds=0.5, chunk_frames=7,
-                device="cpu", videomae_path=None, output=None)
+                device="cpu", videomae_path=None, output=None, json=True)
     base.update(kw)
     return SimpleNamespace(**base)
 

@@ -16,6 +16,7 @@ METRICS: dict[str, str] = {
     "fpsnr": "bench.metrics.face:FacePSNR",
     "bgpsnr": "bench.metrics.face:BackgroundPSNR",
     "vmae_fd": "bench.metrics.vmae:VMAEFrechet",
+    "seam": "bench.metrics.seam:Seam",
 }
 
 #: one line per metric for `python -m bench ls` (definitions: docs/metrics.md)
@@ -28,10 +29,12 @@ SUMMARIES: dict[str, str] = {
     "fpsnr": "face PSNR inside the GT face box, coverage reported (higher is better)",
     "bgpsnr": "background PSNR outside the GT person mask: static-background drift (higher is better)",
     "vmae_fd": "VideoMAE Frechet distance between clip-feature sets of a cell (lower; needs weights)",
+    "seam": "change across chunk joins vs within-chunk change, prediction minus GT (lower is better; 0 = like GT)",
 }
 
 #: every metric, in table order
-DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "vmae_paired", "fpsnr", "bgpsnr", "vmae_fd")
+DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "lpips", "fid", "vmae_paired", "fpsnr", "bgpsnr", "vmae_fd",
+                                     "seam")
 
 #: metrics that need weight files (skipped with a loud notice from the default set when absent)
 WEIGHTED_METRICS: tuple[str, ...] = ("lpips", "fid", "vmae_paired", "vmae_fd")

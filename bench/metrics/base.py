@@ -111,6 +111,10 @@ class Metric(ABC):
         ``reset()`` and before the first ``update``."""
         self.gt_key = key
 
+    def set_chunk_geometry(self, chunk_frames: int, overlap_frames: int, source: str = "given") -> None:
+        """The generator's chunking (output chunk ``c > 0`` adds ``chunk_frames - overlap_frames`` frames), for
+        metrics that look at chunk joins (``seam``); others ignore it. Call before the first ``update``."""
+
     def gt_cache_file(self, kind: str, **identity) -> Path | None:
         """The cache file of this ground truth's ``kind`` features, named by a hash of the GT key and
         ``identity`` (preprocessing, weights, horizons, ...); None without ``gt_cache_dir`` or a GT key."""

@@ -3,8 +3,10 @@
 The protocol without the rest of the harness: both videos are streamed in chunks (constant memory), their
 fps / size / frame count are checked (a mismatch is an error unless ``--truncate`` / ``--resize`` /
 ``--allow-fps-mismatch`` is given, and then it is recorded), every selected metric is updated per chunk,
-and one JSON document is printed: protocol version, per-metric value, per-window curve, drift slope,
-per-horizon prefix values, weight hashes, adaptations, and the metrics that were skipped and why.
+and a short table is printed (one row per metric: value, direction, first and last window, drift slope); the
+full JSON document -- protocol version, per-metric value, per-window curve, drift slope, per-horizon prefix
+values, weight hashes, adaptations, and the metrics that were skipped and why -- with ``--json`` (stdout)
+or ``--output FILE``.
 
 Metric selection: ``--metrics a,b`` asks for metrics by name -- a missing weight file or missing face
 boxes / masks is then an error before any scoring. Without ``--metrics`` the default set is used and a
@@ -65,7 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videomae-backbone", default=None, choices=("videomae-base", "videomae-v2-g"),
                         help="V-MAE features: videomae-base (default, or $BENCH_VIDEOMAE_BACKBONE) or videomae-v2-g "
                              "(CD-FVD's VideoMAE-v2 ViT-g, vit_g_hybrid_pt_1200e_ssv2_ft.pth)")
-    parser.add_argument("--output", default=None, help="also write the JSON here")
+    parser.add_argument("--seam-chunk", type=int, default=None, metavar="FRAMES",
+                        help="seam metric: frames per generated chunk of the prediction (default 77)")
+    parser.add_argument("--seam-overlap", type=int, default=None, metavar="FRAMES",
+                        help="seam metric: frames each chunk overlaps the previous one (default 4: joins at frames "
+                             "77, 150, 223, ...)")
+    parser.add_argument("--json", action="store_true", help="print the full JSON document instead of the summary table")
+    parser.add_argument("--output", default=None, help="write the full JSON document here (the summary table is "
+                                                       "still printed)")
 
 
 def _load_face_boxes(path: str) -> np.ndarray:
@@ -162,7 +171,7 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
                allow_fps_mismatch: bool = False, horizon_seconds=DEFAULT_HORIZON_SECONDS,
                window_seconds: float = DEFAULT_WINDOW_SECONDS, chunk_frames: int = 32, device: str = "cpu",
                videomae_path: str | None = None, videomae_backbone: str | None = None,
-               cache_dir: str | None = None) -> dict:
+               cache_dir: str | None = None, seam_chunk: int | None = None, seam_overlap: int | None = None) -> dict:
     """Score one pair; returns the JSON-ready result. Raises ``BenchError`` subclasses on bad input.
     Without ``face_boxes``, face metrics use the GT boxes of the cached insightface detector."""
     from bench.video import VideoReader, probe
@@ -276,6 +285,12 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
         boxes, face_record = _detected_face_boxes(gt_path, gt_sha256, n, cache_root, active, skipped, explicit)
     for metric in active.values():  # GT-side features (FID, V-MAE) are reused when this GT is scored again
         metric.set_gt_key(f"{gt_sha256}:{n}")
+        if seam_chunk is not None or seam_overlap is not None:
+            from bench.metrics.seam import DEFAULT_CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES
+
+            metric.set_chunk_geometry(DEFAULT_CHUNK_FRAMES if seam_chunk is None else seam_chunk,
+                                      DEFAULT_OVERLAP_FRAMES if seam_overlap is None else seam_overlap,
+                                      "given (--seam-chunk / --seam-overlap)")
 
     # 3. stream ---------------------------------------------------------------------------------------
     mask_reader = VideoReader(masks) if masks is not None else None
@@ -336,7 +351,8 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry point for ``bench score --gt/--pred``; prints the JSON; returns the exit code."""
+    """Entry point for ``bench score --gt/--pred``: prints a summary table (the JSON with ``--json``; ``--output``
+    writes it to a file); returns the exit code."""
     try:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
         try:
@@ -348,7 +364,8 @@ def main(args: argparse.Namespace) -> int:
                             horizon_seconds=horizon_seconds, window_seconds=args.window_seconds,
                             chunk_frames=args.chunk_frames, device=args.device, videomae_path=args.videomae_path,
                             videomae_backbone=getattr(args, "videomae_backbone", None),
-                            cache_dir=getattr(args, "cache_dir", None))
+                            cache_dir=getattr(args, "cache_dir", None),
+                            seam_chunk=getattr(args, "seam_chunk", None), seam_overlap=getattr(args, "seam_overlap", None))
     except BenchError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.fix:
@@ -356,10 +373,54 @@ def main(args: argparse.Namespace) -> int:
         return exc.exit_code
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.output:
+        from bench.store import atomic_write_bytes
+
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n")
-    print(text)
+        atomic_write_bytes(Path(args.output), (text + "\n").encode())
+    print(text if getattr(args, "json", False) else summary_table(result, args.output))
     return 0
+
+
+def _fmt(value) -> str:
+    return value if isinstance(value, str) else "-" if value is None else f"{value:.4g}" if abs(value) < 1e-3 \
+        else f"{value:.3f}"
+
+
+def summary_table(result: dict, output: str | None = None) -> str:
+    """A short human summary of a ``score_pair`` result: one row per metric (value, direction, first and
+    last window, drift per minute, notes), the adaptations, and where the full JSON is."""
+    gt, pred = result["gt"], result["pred"]
+    lines = [f"GT   {gt['path']} ({gt['width']}x{gt['height']}, {gt['frames']} frames, {gt['fps']:g} fps)",
+             f"pred {pred['path']} ({pred['width']}x{pred['height']}, {pred['frames']} frames)",
+             f"{result['frames_scored']} frames scored ({result['frames_scored'] / result['fps']:.1f} s), protocol "
+             f"{result['protocol']}", ""]
+    head = ("metric", "value", "better", "first window", "last window", "drift/min", "note")
+    rows = []
+    for name, entry in result["metrics"].items():
+        value = entry.get("value")
+        if isinstance(value, str):
+            rows.append((entry.get("display", name), value, "", "", "", "", ""))
+            continue
+        windows = [w["value"] for w in entry.get("windows", []) if w.get("value") is not None]
+        note = ""
+        if name == "seam":
+            note = (f"{entry.get('joins', 0)} joins, {entry.get('joins_flagged', 0)} flagged (> "
+                    f"{entry.get('flag_threshold', 1.0):g}); chunks {entry.get('chunk_frames')}/"
+                    f"{entry.get('overlap_frames')} ({entry.get('geometry', '')})")
+        elif entry.get("coverage") is not None and entry["coverage"] < 1:
+            note = f"coverage {entry['coverage']:.0%}"
+        rows.append((entry.get("display", name), _fmt(value), "higher" if entry.get("higher_is_better") else "lower",
+                     _fmt(windows[0]) if windows else "", _fmt(windows[-1]) if windows else "",
+                     _fmt(entry.get("drift_slope_per_min")), note))
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for row in [head, tuple("-" * w for w in widths), *rows]:
+        lines.append("  ".join(f"{str(v):<{w}}" for v, w in zip(row, widths)).rstrip())
+    lines.append("")
+    adaptations = result.get("adaptations") or []
+    lines.append("adaptations: " + ("; ".join(a.get("kind", "?") for a in adaptations) if adaptations else "none"))
+    lines.append(f"full JSON (windows, horizons, weights): {output}" if output else
+                 "full JSON (windows, horizons, weights): add --json, or --output FILE")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
