@@ -11,7 +11,7 @@ class GroundTruth(Animator):
     description = "the ground-truth frames (upper bound and metric sanity check)"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(native_fps=25, chunk_frames=77, overlap_frames=4, can_resume=True)
+        return Capabilities(native_fps=25, chunk_frames=77, overlap_frames=4, can_resume=True, max_references=0)
 
     def start(self, request: AnimationRequest) -> dict:
         return {"next_chunk": 0, "request": request}

@@ -15,7 +15,7 @@ class StaticReference(Animator):
         return Capabilities(native_fps=25, chunk_frames=77, overlap_frames=4, can_resume=True)
 
     def start(self, request: AnimationRequest) -> dict:
-        reference = request.sample.references()[0]
+        reference = request.references()[0]
         if reference.shape[:2] != (request.height, request.width):
             from PIL import Image
 

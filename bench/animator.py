@@ -39,6 +39,7 @@ class Capabilities:
     can_resume: bool = False
     needs_weights: bool = False
     end_to_end: bool = False  # generates the whole video in one call (no chunk-level resume)
+    max_references: int = 1  # reference views it can use (0: it reads no reference, e.g. the ground truth)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,12 @@ class Adaptation:
 
 @dataclass(frozen=True)
 class AnimationRequest:
-    """One rollout: animate ``sample``'s reference along its first ``n_frames`` poses."""
+    """One rollout: animate ``sample``'s reference along its first ``n_frames`` poses.
+
+    ``n_references``: how many of the sample's reference views the method is given (``references()``).
+    The protocol default is 1, the user's reference only (single-reference protocol, as the paper); a run
+    with ``--references multi`` gives every view the sample ships, up to the method's ``max_references``.
+    """
 
     sample: Sample
     n_frames: int
@@ -64,6 +70,11 @@ class AnimationRequest:
     width: int
     seed: int
     pose_padding: str = "error"  # "error" | "reflect" | "hold": what to do past the end of the pose sequence
+    n_references: int = 1  # reference views the method is given: references()[0] is the canonical one
+
+    def references(self) -> list[np.ndarray]:
+        """The reference views this request gives the method: the sample's first ``n_references``."""
+        return list(self.sample.references()[: max(self.n_references, 0)])
 
 
 @dataclass(frozen=True)

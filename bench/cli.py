@@ -1,4 +1,4 @@
-"""``python -m bench``: run, score, table, report, regress, ls, validate, doctor, lab."""
+"""``python -m bench``: run, score, table, report, regress, ls, validate, manifest, doctor, lab."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", dest="window_s", type=float, help="drift-curve window in seconds (default 5)")
     g.add_argument("--pose-padding", choices=["error", "reflect", "hold"],
                    help="when a duration exceeds the pose sequence: error (default) or pad it (recorded)")
+    g.add_argument("--references", choices=["single", "multi"],
+                   help="reference views per method: single (default: the user reference only, the paper's "
+                        "protocol) or multi (every view the sample ships, to every method that can take them; "
+                        "recorded as n_references in every score)")
     g.add_argument("--method-arg", action="append", metavar="METHOD.ARG=VALUE",
                    help="identity argument of a method, e.g. precomputed.folder=/videos (repeatable)")
     r = p.add_argument_group("runtime (does not change results)")
@@ -57,7 +61,8 @@ def config_from_args(args: argparse.Namespace):
         preset=args.preset, config_file=args.config, methods=args.methods, durations=args.durations,
         dataset=args.dataset, size=args.size, samples=args.samples, max_samples=args.max_samples, metrics=args.metrics,
         seed=args.seed, fps=args.fps, window_s=args.window_s, pose_padding=args.pose_padding,
-        method_args=parse_method_args(args.method_arg), device=args.device, results=args.results,
+        references=getattr(args, "references", None), method_args=parse_method_args(args.method_arg),
+        device=args.device, results=args.results,
         experiment=args.experiment, progress=False if args.no_progress else None, table_layout=args.table_layout,
         workers=getattr(args, "workers", None))
 
@@ -329,6 +334,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        description="Check every file of a manifest exists, matches its sha256, decodes, has the stated "
                                    "fps, size and frame count, and that pose/face/GT lengths agree; every problem "
                                    "is reported at once (exit 1 if any).")
+    add(p)
+    p.set_defaults(func=run)
+
+    add, run = delegate("bench.manifest", "add_manifest_arguments", "manifest_main", command == "manifest")
+    p = sub.add_parser("manifest", help="build a dataset manifest from your own data (Wan-Animate folders or raw "
+                                        "videos)",
+                       description="Build a bench.sample/1 manifest (docs/data.md) from Wan-Animate preprocessed "
+                                   "folders (from-wan) or from raw 25 fps videos through local ONNX pose models "
+                                   "(from-videos); every problem is reported at once, the result is validated and "
+                                   "written atomically. Use it with `bench run --dataset MANIFEST.jsonl`.")
     add(p)
     p.set_defaults(func=run)
 

@@ -33,6 +33,8 @@ class RunConfig:
     metrics: tuple[str, ...] = ()  # empty = the protocol's default set (metrics without weights skipped)
     window_s: float = 5.0
     pose_padding: str = "error"
+    references: str = "single"  # "single": every method gets the user reference only (the paper's protocol);
+    #                             "multi": every view the sample ships, to each method up to its max_references
     method_args: tuple[tuple[str, FrozenArgs], ...] = ()
     # runtime
     preset: str = "lab"
@@ -44,7 +46,7 @@ class RunConfig:
     workers: int = 1  # local worker processes (one torch thread each) sharing the grid's cells
 
     IDENTITY = ("methods", "dataset", "size", "samples", "max_samples", "durations", "fps", "seed", "metrics",
-                "window_s", "pose_padding", "method_args")
+                "window_s", "pose_padding", "references", "method_args")
 
     @property
     def experiment_name(self) -> str:
@@ -64,6 +66,9 @@ class RunConfig:
             raise ConfigError(f"durations must be positive seconds, got {self.durations}", fix="e.g. --durations 10 90")
         if self.pose_padding not in ("error", "reflect", "hold"):
             raise ConfigError(f"pose padding {self.pose_padding!r} unknown", fix="use error, reflect or hold")
+        if self.references not in ("single", "multi"):
+            raise ConfigError(f"references {self.references!r} unknown",
+                              fix="use single (the user reference only, the paper's protocol) or multi (every view)")
         if self.window_s <= 0:
             raise ConfigError("window length must be positive", fix="e.g. --window 5")
         if self.workers < 1:

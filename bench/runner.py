@@ -73,6 +73,17 @@ def load_samples(config: RunConfig) -> list[Sample]:
     return samples
 
 
+def reference_count(protocol: str, max_references: int, sample: Sample) -> int:
+    """Reference views a method is given: ``single`` = the user reference only (the paper's protocol);
+    ``multi`` = every view the sample ships. Never more than the method can use (0 for methods that read
+    no reference, such as the ground truth)."""
+    if max_references <= 0:
+        return 0
+    if protocol == "single":
+        return 1
+    return max(1, min(len(sample.references()), max_references))
+
+
 def instantiate(name: str, config: RunConfig) -> Animator:
     from bench.registry import method_class
 
@@ -96,6 +107,7 @@ class GridRunner:
         self.animators: dict[str, Animator] = {}
         self.loaded: set[str] = set()
         self.readiness: dict[str, BenchError | None] = {}
+        self.n_references: dict[str, set[int]] = {}  # per method: reference views its rollouts were given
 
     def log(self, message: str) -> None:
         print(message, file=self.out, flush=True)
@@ -145,11 +157,13 @@ class GridRunner:
         config = self.config
         animator = self.ready(cell.method)
         n_frames = min(config.max_frames, cell.sample.n_frames) if config.pose_padding == "error" else config.max_frames
+        n_refs = reference_count(config.references, animator.capabilities().max_references, cell.sample)
         request = AnimationRequest(sample=cell.sample, n_frames=n_frames, fps=config.fps, height=cell.sample.height,
-                                   width=cell.sample.width, seed=config.seed, pose_padding=config.pose_padding)
+                                   width=cell.sample.width, seed=config.seed, pose_padding=config.pose_padding,
+                                   n_references=n_refs)
         key, payload = rollout_key(animator.name, animator.version, animator.identity(),
                                    animator.weight_fingerprints(), cell.sample.content_hash, n_frames, config.fps,
-                                   request.height, request.width, config.seed)
+                                   request.height, request.width, config.seed, n_references=n_refs)
         if config.pose_padding != "error":
             payload["pose_padding"] = config.pose_padding
         return Rollout(self.root, cell.method, key, payload), request
@@ -257,8 +271,10 @@ class GridRunner:
                 continue
             status = rollout.status() or {}
             model_info = status.get("model_info", {})
+            self.n_references.setdefault(cell.method, set()).add(request.n_references)
             for record in scores.records:
-                outcome.records.append(self.score_line(cell, rollout, record, status, model_info, prov))
+                outcome.records.append(self.score_line(cell, rollout, record, status, model_info, prov,
+                                                       request.n_references))
             for name, path in scores.pooled.items():
                 pooled.setdefault(cell.method, {}).setdefault(name, []).append(path)
         if grid_bar is not None:
@@ -266,13 +282,15 @@ class GridRunner:
             grid_bar.close()
         if self.world == 1:
             for record in pooled_records(plan, pooled, config.durations, config.fps):
+                record["n_references"] = cell_references(self.n_references.get(record["method"], ()))
                 outcome.records.append(self.cell_line(record, prov))
         for name, reason in plan.skipped:
             for method in config.methods:
                 for duration in config.durations:
                     outcome.records.append(self.cell_line(
                         {"method": method, "sample": "*", "metric": name, "duration_s": float(duration),
-                         "n_frames": duration_frames(duration, config.fps), "value": None, "missing": reason}, prov))
+                         "n_frames": duration_frames(duration, config.fps), "value": None, "missing": reason,
+                         "n_references": cell_references(self.n_references.get(method, ()))}, prov))
         outcome.scores_file = self.write_scores(outcome.records)
         self.write_pooled_index(pooled)
         self.log(f"scores: {outcome.scores_file} ({len(outcome.records)} lines, {time.time() - started:.1f} s)")
@@ -286,10 +304,11 @@ class GridRunner:
         self.log(f"FAILED {cell.method} / {cell.sample.id}: {message.splitlines()[0]}")
 
     def score_line(self, cell: Cell, rollout: Rollout, record: dict, status: dict, model_info: dict,
-                   prov: dict) -> dict:
+                   prov: dict, n_references: int) -> dict:
         weights = dict(model_info.get("weights", {}))
         return {"schema": "bench.score/1", "experiment": self.config.experiment_name, "method": cell.method,
                 "method_version": rollout.payload["version"], "sample": cell.sample.id, **record,
+                "n_references": int(n_references),
                 "rollout_key": rollout.key, "seed": self.config.seed, "protocol": PROTOCOL_VERSION,
                 "adaptations": status.get("adaptations", []), "method_weights": weights,
                 **({"untrained": True} if is_untrained(model_info) else {}), "provenance": prov}
@@ -321,6 +340,16 @@ def write_scores_file(path: Path, records: list[dict]) -> Path:
     records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
     atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
     return path
+
+
+def cell_references(counts) -> int | list[int] | None:
+    """``n_references`` of a cell (all samples of a method): the count when every rollout got the same,
+    the sorted distinct counts otherwise (a multi-view run over samples with different numbers of views),
+    None when no rollout of the method was scored."""
+    counts = sorted({int(c) for c in counts})
+    if not counts:
+        return None
+    return counts[0] if len(counts) == 1 else counts
 
 
 def is_untrained(model_info: dict) -> bool:

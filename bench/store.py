@@ -48,11 +48,17 @@ def _json_default(obj: Any):
 
 
 def rollout_key(method: str, version: str, identity: dict, weights: dict, sample_hash: str, n_frames: int,
-                fps: int, height: int, width: int, seed: int) -> tuple[str, dict]:
-    """The content address of a rollout: everything that changes its pixels, nothing else."""
+                fps: int, height: int, width: int, seed: int, n_references: int = 1) -> tuple[str, dict]:
+    """The content address of a rollout: everything that changes its pixels, nothing else.
+
+    ``n_references`` (reference views given to the method) enters only when it is more than one (a
+    multi-view run): 1 is the protocol default and 0 means the method reads no reference at all, neither
+    of which changes pixels relative to the keys written before the count existed."""
     payload = {"schema": KEY_SCHEMA, "method": method, "version": str(version), "identity": identity,
                "weights": dict(sorted(weights.items())), "sample": sample_hash, "frames": int(n_frames),
                "fps": int(fps), "resolution": [int(height), int(width)], "seed": int(seed)}
+    if n_references > 1:
+        payload["n_references"] = int(n_references)
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest(), payload
 
 

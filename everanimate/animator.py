@@ -30,6 +30,13 @@ SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
 OWN_FIELDS = {"components", "model_dir", "lora", "lora_scale", "tiny_seed", "dtype"}
 
 
+def sampler_sigmas(config: SamplerConfig) -> list[float]:
+    """The ``steps`` noise levels a chunk is denoised from (the grid's final 0 is where the last step lands)."""
+    from everanimate.rfm import sampling_sigmas
+
+    return [round(float(v), 6) for v in sampling_sigmas(config.steps, config.shift)[:-1]]
+
+
 def lab_paths() -> tuple[Path, Path]:
     """The shipped lab base model and EverAnimate stage-2 LoRA (``components="lab"``)."""
     from bench.models import wan
@@ -39,7 +46,7 @@ def lab_paths() -> tuple[Path, Path]:
 
 class EverAnimate(Animator):
     name = "everanimate"
-    version = "1"
+    version = "2"  # 2: the release's sigma grid; chunk-0 completion never picks frame 0; single-reference requests
     description = "EverAnimate: persistent latent propagation (K identity + 1 motion latent slot) and a " \
                   "restorative-flow-matching LoRA on Wan2.2-Animate"
 
@@ -114,7 +121,8 @@ class EverAnimate(Animator):
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames,
                             overlap_frames=self.config.overlap_frames, resolution=None, can_resume=True,
-                            needs_weights=self.model_dir is not None, end_to_end=False)
+                            needs_weights=self.model_dir is not None, end_to_end=False,
+                            max_references=self.config.n_memory)
 
     def load(self, device: str = "cpu") -> None:
         from bench.models import wan
@@ -148,6 +156,8 @@ class EverAnimate(Animator):
         if self.model_dir is None:
             info["description"] += " [untrained: tiny random components]"
         info["lora"] = self.lora_info
+        # the grid every chunk is sampled on (the release's shift-5 grid; the final step goes to sigma 0)
+        info["sigmas"] = sampler_sigmas(self.config)
         return info
 
     # -- rollout ------------------------------------------------------------------------------------------
@@ -155,13 +165,15 @@ class EverAnimate(Animator):
         blob = {"method": self.name, "version": self.version, "identity": self.identity(),
                 "weights": self.weight_fingerprints(), "sample": request.sample.content_hash,
                 "n_frames": request.n_frames, "fps": request.fps, "height": request.height, "width": request.width,
-                "seed": request.seed, "pose_padding": request.pose_padding}
+                "seed": request.seed, "pose_padding": request.pose_padding, "n_references": request.n_references}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
     def _references(self, request: AnimationRequest) -> list[np.ndarray]:
-        refs = request.sample.references()
+        """The views the request gives (the user reference only, unless a multi-view run), checked."""
+        refs = request.references()
         if not refs:
-            raise DataError(f"sample {request.sample.id} has no reference image", fix="add ref_000.png to the sample")
+            raise DataError(f"sample {request.sample.id} has no reference image (or the request gives none)",
+                            fix="add ref_000.png to the sample and request at least one reference view")
         for i, ref in enumerate(refs):
             ref = np.asarray(ref)
             if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[2] != 3:
@@ -189,7 +201,8 @@ class EverAnimate(Animator):
         refs = self._references(request)
         if len(refs) < self.config.n_memory:
             self.record("memory", f"{len(refs)} reference view(s) < K={self.config.n_memory}: identity memory "
-                        "completed from generated chunk 0", views=len(refs))
+                        f"completed from generated chunk 0 ({self.config.n_memory - len(refs)} random frames, "
+                        "never frame 0, then the reference last)", views=len(refs))
         return self.sampler.start(refs, request.seed, self.config_hash(request)), refs, request
 
     def step(self, state, chunk: ChunkInput):

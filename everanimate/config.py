@@ -87,11 +87,17 @@ class DataConfig:
     anchors_from_context_p: float = 0.95  # else the reference x K
     first_chunk_p: float = 0.2  # anchors = reference x K, motion = zeros
     pose_dropout_p: float = 0.05  # pose replaced by a blank canvas
-    anchor_augment_p: float = 0.5  # stage 2 only: random affine per anchor
-    anchor_scale: tuple[float, float] = (0.8, 1.2)
-    anchor_translate: float = 0.1  # +- fraction of the side
-    corrupt_motion_p: float = 0.0  # optional SVI/Helios-style motion-memory corruption (release: off)
-    corrupt_motion_std: float = 0.1
+    # stage 2 only, as the release: with p 0.5 one random affine shared by all K anchors of the sample (only when
+    # they come from the context), grey outside the frame
+    anchor_augment_p: float = 0.5
+    anchor_scale: tuple[float, float] = (0.8, 1.2)  # sampling-grid scale (> 1 zooms out), as affine_grid's theta
+    anchor_translate: float = 0.05  # +- fraction of the side (the release's 0.1 in affine_grid's [-1, 1] units)
+    # stage-1 motion-memory perturbation (SVI/Helios; the release's option, off as released): with probability
+    # corrupt_motion_p the motion slot of the conditioning becomes (1 - sigma) motion + sigma * std * noise at
+    # the sample's training sigma; noise fresh, or the target noise's first slot (corrupt_motion_shared_noise)
+    corrupt_motion_p: float = 0.0
+    corrupt_motion_std: float = 1.0  # 1: unit Gaussian noise, as the release
+    corrupt_motion_shared_noise: bool = False
 
     def __post_init__(self):
         for name in ("context_frames", "target_frames"):
@@ -100,6 +106,9 @@ class DataConfig:
                 raise ConfigError(f"data.{name}={v} is not 1 + 4k", fix="use 81 / 77 (paper) or e.g. 9")
         if self.overlap_frames != 4:
             raise ConfigError("data.overlap_frames must be 4 (one latent slice)", fix="set it to 4")
+        if not 0.0 <= self.corrupt_motion_p <= 1.0 or self.corrupt_motion_std < 0:
+            raise ConfigError(f"data.corrupt_motion_p={self.corrupt_motion_p}, corrupt_motion_std="
+                              f"{self.corrupt_motion_std}", fix="use a probability in [0, 1] and a std >= 0")
 
     @property
     def n_target(self) -> int:
@@ -115,7 +124,7 @@ class DataConfig:
 class LoRAConfig:
     rank: int = 32  # release; the paper uses 128
     alpha: float | None = None  # None: alpha = rank (release)
-    target: str = "attn_ffn"  # attention q/k/v/out of self- and cross-attention + both FFN linears
+    # targets (fixed, lora.TARGET_REGEX): q/k/v/out of self- and cross-attention + both FFN linears of every block
 
     @property
     def lora_alpha(self) -> float:
@@ -143,6 +152,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     max_grad_norm: float = 1.0
+    loss_slots: str = "all"  # "all": MSE on all K + T slots (the release; anchors: plain FM velocity);
+    #                          "target": the T target slots only (ablation)
     data: DataConfig = field(default_factory=DataConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     rfm: RFMConfig = field(default_factory=RFMConfig)
@@ -156,8 +167,13 @@ class TrainConfig:
         if self.stage == 2 and not self.init_lora and self.memory == "plp":
             raise ConfigError("stage 2 starts from the stage-1 LoRA but init_lora is not set",
                               fix="pass --set init_lora=RUN1/lora.safetensors (stage 1's output)")
+        if self.loss_slots not in ("all", "target"):
+            raise ConfigError(f"loss_slots={self.loss_slots!r}", fix="use 'all' (release) or 'target' (ablation)")
         if self.mixed_precision not in ("no", "bf16"):
             raise ConfigError(f"mixed_precision={self.mixed_precision!r}", fix="use 'no' or 'bf16'")
+        if self.data.corrupt_motion_p > 0 and self.memory != "plp":
+            raise ConfigError("data.corrupt_motion_p perturbs the PLP motion-memory slot; memory='pixel_carry' has none",
+                              fix="set data.corrupt_motion_p=0 or use memory='plp'")
         if self.data.n_memory < 1:
             raise ConfigError("data.n_memory must be >= 1", fix="use 4")
 
@@ -168,10 +184,6 @@ class TrainConfig:
 
     @property
     def use_rfm(self) -> bool:
-        return self.stage == 2
-
-    @property
-    def augment_anchors(self) -> bool:
         return self.stage == 2
 
     def to_dict(self) -> dict:
@@ -246,7 +258,3 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
             data[key] = value
     return _build(TrainConfig, data, str(path or "config"))
 
-
-def sampler_config_from(identity: dict) -> SamplerConfig:
-    names = {f.name for f in fields(SamplerConfig)}
-    return SamplerConfig(**{k: v for k, v in identity.items() if k in names})

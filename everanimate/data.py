@@ -8,8 +8,9 @@ the spec asks for >= 162 so the start can vary):
 2. with p 0.2 a *first chunk*: anchors = the reference x K, no motion memory;
 3. otherwise motion memory = last latent slice of the encoded context window (``context`` pixels kept for
    encoding) and anchors = K random context frames (p 0.95) or the reference x K;
-4. stage 2: every anchor gets a random affine (scale 0.8-1.2, shift +-10 %) with p 0.5; the target gets one
-   set of pixel degradations for RFM's ``x0_aug``;
+4. stage 2: with p 0.5 the context anchors get one random affine shared by all of them (as the release: scale
+   0.8-1.2 of the sampling grid, shift +-5 % of the side, mid-grey outside the frame; reference anchors are
+   left as they are); the target gets one set of pixel degradations for RFM's ``x0_aug``;
 5. pose dropout p 0.05: the whole target pose clip becomes a blank (black) canvas.
 """
 from __future__ import annotations
@@ -43,13 +44,23 @@ class TrainingExample:
     reference: np.ndarray | None = None  # the canonical reference image (pixel carry-over layout's reference slot)
 
 
-def random_affine(image: np.ndarray, rng: np.random.Generator, scale: tuple[float, float], translate: float) -> np.ndarray:
-    """Scale about the centre by U(scale) and shift by U(+-translate) of each side; borders replicated."""
+GREY = 128  # zero in the VAE's [-1, 1] pixel range: the release's padding outside the frame
+
+
+def random_affine_params(rng: np.random.Generator, scale: tuple[float, float], translate: float) -> tuple[float, float, float]:
+    """One draw ``(s, tx, ty)``: ``s ~ U(scale)``, ``tx, ty ~ U(+-translate)`` as fractions of the side."""
+    return float(rng.uniform(*scale)), float(rng.uniform(-translate, translate)), float(rng.uniform(-translate, translate))
+
+
+def apply_affine(image: np.ndarray, params: tuple[float, float, float]) -> np.ndarray:
+    """Resample ``image`` as ``affine_grid``/``grid_sample`` (align_corners False) would with
+    ``theta = [[s, 0, 2 tx], [0, s, 2 ty]]``: output pixel ``p`` reads the input at ``s (p - c) + c + t``
+    (``c`` the centre; ``s > 1`` zooms out), bilinear, mid-grey outside the frame."""
     h, w = image.shape[:2]
-    s = rng.uniform(*scale)
-    tx, ty = rng.uniform(-translate, translate) * w, rng.uniform(-translate, translate) * h
-    m = np.array([[s, 0, (1 - s) * w / 2 + tx], [0, s, (1 - s) * h / 2 + ty]], np.float32)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    s, tx, ty = params
+    m = np.array([[s, 0, (1 - s) * (w / 2 - 0.5) + tx * w], [0, s, (1 - s) * (h / 2 - 0.5) + ty * h]], np.float32)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY,) * 3)
 
 
 def check_sample(sample: Sample, cfg: DataConfig) -> None:
@@ -86,9 +97,9 @@ def build_example(sample: Sample, rng: np.random.Generator, cfg: DataConfig, sta
             anchors, source = [context[i] for i in idx], "context"
         else:
             anchors, source = [reference] * k, "reference"
-    if stage == 2:
-        anchors = [random_affine(a, rng, cfg.anchor_scale, cfg.anchor_translate)
-                   if rng.random() < cfg.anchor_augment_p else a for a in anchors]
+    if stage == 2 and source == "context" and rng.random() < cfg.anchor_augment_p:
+        params = random_affine_params(rng, cfg.anchor_scale, cfg.anchor_translate)  # one transform per sample
+        anchors = [apply_affine(a, params) for a in anchors]
     degraded = degrade.apply(target, degrade.sample_params(rng, degrade_cfg)) if stage == 2 else None
     dropped = bool(rng.random() < cfg.pose_dropout_p)
     if dropped:

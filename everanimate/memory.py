@@ -105,21 +105,19 @@ def transformer_forward(transformer, hidden_states: torch.Tensor, timestep: torc
     return out.flatten(6, 7).flatten(4, 5).flatten(2, 3).float()
 
 
-def initial_identity_images(references: list[np.ndarray], n_memory: int) -> list[np.ndarray]:
-    """Chunk 0's identity memory: the user's views cycled to K slots (one view: repeated K times)."""
-    return [references[i % len(references)] for i in range(n_memory)]
-
-
 def completion_frame_indices(n_frames: int, n_pick: int, generator: torch.Generator) -> list[int]:
-    """``n_pick`` distinct frames of the generated chunk 0, drawn with ``generator``, in ascending order."""
-    perm = torch.randperm(n_frames, generator=generator)[:n_pick]
-    return sorted(int(i) for i in perm)
+    """``n_pick`` distinct frames of the generated chunk 0, drawn with ``generator`` among frames ``1..n-1``
+    (never frame 0, as the release), in ascending order."""
+    if n_pick > n_frames - 1:
+        raise ValueError(f"cannot pick {n_pick} distinct frames from frames 1..{n_frames - 1} of chunk 0")
+    perm = torch.randperm(n_frames - 1, generator=generator)[:n_pick]
+    return sorted(int(i) + 1 for i in perm)
 
 
 def completion_images(references: list[np.ndarray], chunk0_frames: np.ndarray, n_memory: int,
                       generator: torch.Generator) -> tuple[list[np.ndarray], list[int]]:
-    """From chunk 1 on: ``K - len(references)`` random generated frames of chunk 0, then the user's views
-    (the canonical reference last). Returns the images and the chosen frame indices."""
+    """From chunk 1 on: ``K - len(references)`` random generated frames of chunk 0 (never its frame 0), then
+    the user's views (the canonical reference last). Returns the images and the chosen frame indices."""
     n_pick = n_memory - len(references)
     idx = completion_frame_indices(len(chunk0_frames), n_pick, generator)
     return [chunk0_frames[i] for i in idx] + list(references[1:]) + [references[0]], idx

@@ -16,6 +16,14 @@ def shifted_sigmas(n: int = 1000, shift: float = 5.0) -> torch.Tensor:
     return shift * s / (1 + (shift - 1) * s)
 
 
+def sampling_sigmas(steps: int = 20, shift: float = 5.0) -> torch.Tensor:
+    """The inference grid (the release's, and the training grid's family): ``s = 1, 1 - 1/steps, ..., 1/steps``,
+    ``sigma = shift s / (1 + (shift - 1) s)``, then a final 0: ``steps + 1`` values (float64). With 20 steps and
+    shift 5 the last four before 0 are 0.5556, 0.4688, 0.3571, 0.2083. (diffusers'
+    ``FlowMatchEulerDiscreteScheduler`` spaces its grid differently and ends at 0.0244: not used here.)"""
+    return torch.cat([shifted_sigmas(steps, shift), torch.zeros(1, dtype=torch.float64)])
+
+
 def train_timesteps(config: RFMConfig = RFMConfig()) -> torch.Tensor:
     """``t = 1000 sigma`` on the shift-5 training grid (1000 values)."""
     return shifted_sigmas(config.num_train_timesteps, config.shift) * 1000.0

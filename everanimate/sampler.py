@@ -6,7 +6,8 @@ Per chunk ``c`` (spec defaults):
    face encoder, reused by all 20 steps), CLIP features (the reference for chunk 0, else the previous
    chunk's last decoded frame);
 2. condition latents ``[anchors | motion | null pad]`` with the mask on the anchors;
-3. noise from seed ``request_seed + 42 c``; 20 Euler flow-matching steps with shift 5, no CFG;
+3. noise from seed ``request_seed + 42 c``; 20 Euler flow-matching steps on the release's grid
+   (``rfm.sampling_sigmas``: shift 5 on ``s = 1, 0.95, ..., 0.05``, then 0), no CFG;
 4. decode the target slots ``[K:]`` only; the last target slice becomes the next motion memory, *undecoded*;
 5. after chunk 0 only: complete the identity memory (3 random generated frames + the reference, each
    encoded alone) unless the user gave >= K views. No other generated pixels are ever encoded.
@@ -29,6 +30,7 @@ from bench.models import wan
 
 from everanimate.config import SamplerConfig
 from everanimate.memory import MemoryLayout, completion_images, condition_latents, model_input, transformer_forward
+from everanimate.rfm import sampling_sigmas
 
 PROFILE_PARTS = ("dit", "vae_decode", "vae_encode", "conditioning", "other")
 
@@ -94,6 +96,8 @@ class ChunkSampler:
         self.record = record or (lambda kind, detail, **data: None)
         self.encode_counter: Callable[[str, int], None] = lambda purpose, n: None
         self._text = None
+        # the sigma grid every chunk is sampled on (steps + 1 values, the last 0): the release's, not diffusers'
+        self.sigmas = sampling_sigmas(config.steps, config.shift).float()
 
     # -- pieces ----------------------------------------------------------------------------------------
     @property
@@ -152,14 +156,14 @@ class ChunkSampler:
             _, ch, _, h, w = state.anchors.shape
             noise_gen = torch.Generator().manual_seed(int(seed) + cfg.seed_stride * c)
             x = torch.randn((1, ch, lay.n_slots, h, w), generator=noise_gen).to(self.device)
-            scheduler = wan.make_scheduler(self.c, shift=cfg.shift, solver="euler")
-            scheduler.set_timesteps(cfg.steps, device=self.device)
             text = self.text_embeds
-            for t in scheduler.timesteps:
+            sigmas = self.sigmas.to(self.device)
+            for i in range(cfg.steps):  # Euler: x_{sigma'} = x_sigma + v (sigma' - sigma), t = 1000 sigma
+                t = (sigmas[i] * 1000.0).expand(1)
                 with self.profiler.part("dit"):
-                    v = transformer_forward(self.c.transformer, model_input(x, cond), t.expand(1).to(self.device),
-                                            text, clip, pose_lat, face_feat, cfg.n_memory)
-                x = scheduler.step(v, t, x, return_dict=False)[0]
+                    v = transformer_forward(self.c.transformer, model_input(x, cond), t, text, clip, pose_lat,
+                                            face_feat, cfg.n_memory)
+                x = x + v.float() * (sigmas[i + 1] - sigmas[i])
             target = x[:, :, lay.target]
             if not torch.isfinite(target).all():
                 raise MethodError(f"chunk {c}: the denoised latents contain NaN/inf",

@@ -5,8 +5,10 @@ pixel-degraded targets + anchor augmentation, starting from stage 1's LoRA. One 
 
 1. build examples from videos (``data.build_example``) and encode them with the frozen VAE / encoders;
 2. draw ``sigma`` from the 1000-step shift-5 grid and one ``eps``; stage 2: the RFM gate decides per sample
-   whether ``x0_aug`` (VAE latent of the degraded target) replaces ``x0`` in the model input;
-3. target ``u = (eps - x0) + alpha(t)(1 - sigma)(x0_aug - x0)``; loss = bell-weighted MSE on target slots.
+   whether ``x0_aug`` (VAE latent of the degraded target) replaces ``x0`` in the model input; optionally
+   (``data.corrupt_motion_p``, off as released) the motion-memory slot of the conditioning is noised at ``sigma``;
+3. target ``u = (eps - x0) + alpha(t)(1 - sigma)(x0_aug - x0)`` (anchor slots: never perturbed, so plain FM);
+   loss = bell-weighted MSE on all ``K + T`` slots (the release; ``loss_slots="target"``: the T targets only).
 """
 from __future__ import annotations
 
@@ -49,9 +51,17 @@ class Batch:
     clip: torch.Tensor
     pose: torch.Tensor
     face: torch.Tensor
-    target: torch.Tensor  # u on the target slots (B, C, T, h, w)
+    target: torch.Tensor  # u on the supervised slots: (B, C, K + T, h, w), or (B, C, T, h, w) with loss_slots="target"
     sigma: torch.Tensor  # (B,)
     perturbed: torch.Tensor  # (B,) bool
+    motion_corrupted: torch.Tensor | None = None  # (B,) bool: the motion slot was noised (stage-1 perturbation)
+
+
+def corrupt_motion(motion: torch.Tensor, sigma: torch.Tensor | float, noise: torch.Tensor,
+                   std: float = 1.0) -> torch.Tensor:
+    """The motion-memory perturbation: ``(1 - sigma) motion + sigma * std * noise`` at the training sigma."""
+    s = torch.as_tensor(sigma, dtype=motion.dtype, device=motion.device)
+    return (1 - s) * motion + s * std * noise.to(motion)
 
 
 @torch.no_grad()
@@ -69,14 +79,15 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
         h, w = frames.shape[1:3]
         return wan.vae_encode(vae, wan.video_pixels(frames, h, w).to(device)).float()
 
-    conds, x0s, x0_augs, poses, faces, clips = [], [], [], [], [], []
+    conds, x0s, x0_augs, poses, faces, clips, memories = [], [], [], [], [], [], []
     for i, ex in enumerate(examples):
         x0 = encode(ex.target)
         aug = encode(ex.target_degraded) if (gate[i] and ex.target_degraded is not None) else x0
         if config.memory == "plp":
             anchors = torch.cat([encode(a[None]) for a in ex.anchors], dim=2)
             motion = None if ex.context is None else encode(ex.context)[:, :, -1:]
-            conds.append(condition_latents(anchors, motion, config.data.n_target))
+            memories.append((anchors, motion))  # conditioning built after eps (the motion perturbation may share it)
+            conds.append(None)
             front = anchors  # anchor slots are never perturbed
             clip_image = ex.clip_image
         else:  # Wan-Animate layout: reference slot + the decoded carry-over frame re-encoded with zeros after it
@@ -86,6 +97,7 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
             carry = None if ex.first_chunk else wan.video_pixels(ex.target[:1], h, w).to(device)
             carry_cond = wan.carry_condition(vae, carry, len(ex.target), h, w, 1, known=not ex.first_chunk)
             conds.append(torch.cat([ref_cond, carry_cond], dim=2).float())
+            memories.append(None)
             front = ref_cond[:, 4:].float()
             clip_image = reference
         x0s.append(torch.cat([front, x0], dim=2))
@@ -97,16 +109,33 @@ def prepare_batch(components, examples: Sequence[TrainingExample], generator: to
     x0, x0_aug = torch.cat(x0s), torch.cat(x0_augs)
     eps = torch.randn(x0.shape, generator=generator).to(device)
     sigma_d = sigma.to(device)
+    corrupted = torch.zeros(b, dtype=torch.bool)
+    d = config.data
+    for i, memory in enumerate(memories):  # PLP: [anchors | motion (perturbed?) | null pad]
+        if memory is None:
+            continue
+        anchors, motion = memory
+        if motion is not None and d.corrupt_motion_p > 0 and float(torch.rand((), generator=generator)) < d.corrupt_motion_p:
+            noise = (eps[i:i + 1, :, :1] if d.corrupt_motion_shared_noise
+                     else torch.randn(motion.shape, generator=generator).to(device))
+            motion = corrupt_motion(motion, sigma_d[i], noise, d.corrupt_motion_std)
+            corrupted[i] = True
+        conds[i] = condition_latents(anchors, motion, d.n_target)
     noisy = rfm.noised(x0_aug, eps, sigma_d)
-    target = rfm.rfm_target(x0, x0_aug, eps, sigma_d, config.rfm)[:, :, k:]
+    target = rfm.rfm_target(x0, x0_aug, eps, sigma_d, config.rfm)
+    if config.loss_slots == "target":
+        target = target[:, :, k:]
     text = wan.encode_prompt(components, device=device).float().expand(b, -1, -1)
     return Batch(model_input(noisy, torch.cat(conds)), sigma_d * 1000.0, text, torch.cat(clips), torch.cat(poses),
-                 torch.cat(faces), target, sigma_d, gate)
+                 torch.cat(faces), target, sigma_d, gate, corrupted)
 
 
 def batch_loss(model: torch.nn.Module, batch: Batch, config: TrainConfig) -> torch.Tensor:
+    """Bell-weighted MSE on every slot (``loss_slots="all"``, the release) or on the T targets only."""
     pred = model(batch.inputs, batch.timestep, batch.text, batch.clip, batch.pose, batch.face)
-    return rfm.weighted_mse(pred[:, :, config.memory_slots:], batch.target, batch.sigma, config.rfm)
+    if config.loss_slots == "target":
+        pred = pred[:, :, config.memory_slots:]
+    return rfm.weighted_mse(pred, batch.target, batch.sigma, config.rfm)
 
 
 def build_components(config: TrainConfig):

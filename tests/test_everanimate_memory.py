@@ -76,3 +76,17 @@ def test_identity_completion_picks_generated_frames_then_reference_last():
     ref2 = np.full((8, 8, 3), 201, np.uint8)
     images, idx = completion_images([ref, ref2], chunk0, 4, torch.Generator().manual_seed(0))
     assert len(idx) == 2 and images[2] is ref2 and images[3] is ref
+
+
+def test_identity_completion_never_picks_frame_0():
+    # the release draws the 3 frames among frames 1..n-1 of chunk 0; with 4 frames that is exactly 1, 2, 3
+    chunk0 = np.stack([np.full((8, 8, 3), i, np.uint8) for i in range(4)])
+    ref = np.full((8, 8, 3), 200, np.uint8)
+    for seed in range(20):
+        _, idx = completion_images([ref], chunk0, 4, torch.Generator().manual_seed(seed))
+        assert idx == [1, 2, 3]
+    picked = set()
+    chunk0 = np.stack([np.full((8, 8, 3), i, np.uint8) for i in range(9)])
+    for seed in range(200):
+        picked |= set(completion_images([ref], chunk0, 4, torch.Generator().manual_seed(seed))[1])
+    assert picked == set(range(1, 9))  # every other frame can be picked, frame 0 never

@@ -117,3 +117,19 @@ def test_shipped_configs_parse():
         cfg = load_train_config(path, ["init_lora=x.safetensors"] if "stage2" in path.name else [])
         assert cfg.stage == stage, path
         assert cfg.memory == ("pixel_carry" if "no_plp" in path.name else "plp"), path
+
+
+def test_inference_grid_is_the_release_grid_and_lies_on_the_training_grid():
+    sig = rfm.sampling_sigmas(20, 5.0)
+    assert len(sig) == 21 and sig[0].item() == 1.0 and sig[-1].item() == 0.0
+    assert [round(v, 4) for v in sig[-5:-1].tolist()] == [0.5556, 0.4688, 0.3571, 0.2083]
+    s = torch.arange(20, 0, -1, dtype=torch.float64) / 20
+    assert torch.allclose(sig[:-1], 5 * s / (1 + 4 * s), atol=1e-12)
+    # one grid: every inference sigma is a training sigma (s = 1, 0.95, ... are every 50th of the 1000 steps)
+    assert torch.allclose(sig[:-1], rfm.shifted_sigmas(1000, 5.0)[::50], atol=1e-12)
+    # not diffusers' FlowMatchEulerDiscreteScheduler default grid (last sigma 0.0244)
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sched = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    sched.set_timesteps(20)
+    assert abs(float(sched.sigmas[-2]) - 0.0244) < 1e-3 and abs(float(sig[-2]) - 0.2083) < 1e-4

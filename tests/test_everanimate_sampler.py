@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.animator import AnimationRequest
+from bench.animator import AnimationRequest, plan_chunks
 from bench.errors import BenchError, ConfigError, DataError, MethodError, WeightsError
 from everanimate.animator import EverAnimate
 from tests.everanimate_helpers import Collector, MovingSquareSample
@@ -98,11 +98,58 @@ def test_resume_with_other_config_is_an_error(full_rollout, animator):
         different.load_state_dict(req, col.blobs[1])
 
 
-def test_k_views_are_used_directly(animator):
-    req = AnimationRequest(MovingSquareSample(12, n_refs=4), 9, 25, 64, 64, seed=0)
+def test_k_views_are_used_directly_when_the_request_gives_them(animator):
+    req = AnimationRequest(MovingSquareSample(12, n_refs=4), 9, 25, 64, 64, seed=0, n_references=4)
     state = animator.start(req)
     assert state[0].anchors_final and state[0].anchors.shape[2] == 4
     assert not torch.equal(state[0].anchors[:, :, 0], state[0].anchors[:, :, 1])
+    assert animator.capabilities().max_references == 4
+
+
+def test_single_reference_request_completes_memory_from_chunk_0(animator):
+    # a sample shipping 4 true views, asked the protocol's way (n_references = 1): only the user reference is
+    # encoded; the memory is completed from 3 generated chunk-0 frames (never frame 0) + the reference last
+    sample = MovingSquareSample(12, n_refs=4)
+    req = AnimationRequest(sample, 9, 25, 64, 64, seed=0)
+    assert req.n_references == 1 and len(req.references()) == 1
+    seen = []
+    animator.sampler.encode_counter = lambda purpose, n: seen.append((purpose, n))
+    try:
+        state = animator.start(req)
+        assert not state[0].anchors_final
+        ref_latent = state[0].anchors[:, :, :1]
+        assert all(torch.equal(state[0].anchors[:, :, i:i + 1], ref_latent) for i in range(4))  # reference x K
+        frames, state = animator.step(state, animator.chunk_input(req, plan_chunks(9, 9, 4)[0]))
+    finally:
+        animator.sampler.encode_counter = lambda purpose, n: None
+    rollout = state[0]
+    assert seen == [("reference", 1), ("completion", 3)]
+    assert rollout.anchors_final and len(rollout.completion_frames) == 3 and 0 not in rollout.completion_frames
+    assert torch.equal(rollout.anchors[:, :, 3:4], ref_latent)  # the user reference last
+    assert any(a.kind == "memory" and dict(a.data)["views"] == 1 for a in animator.adaptations)
+
+
+def test_sampling_uses_the_release_sigma_grid(animator):
+    # shift 5 on s = 1, 0.95, ..., 0.05 (sigma = 5 s / (1 + 4 s)), then 0: not diffusers' Euler default grid
+    expected = [5 * s / (1 + 4 * s) for s in np.arange(20, 0, -1) / 20]
+    a = EverAnimate()
+    sigmas = a.model_info()["sigmas"]
+    assert len(sigmas) == 20 and np.allclose(sigmas, expected, atol=1e-6)
+    assert sigmas[0] == 1.0 and [round(v, 4) for v in sigmas[-4:]] == [0.5556, 0.4688, 0.3571, 0.2083]
+    from everanimate.rfm import sampling_sigmas
+
+    assert float(sampling_sigmas(20, 5.0)[-1]) == 0.0
+    # the chunk loop calls the DiT at exactly t = 1000 sigma for the configured steps, in order
+    ts = []
+    hook = animator.components.transformer.condition_embedder.register_forward_pre_hook(
+        lambda mod, args: ts.append(float(args[0][0])))
+    try:
+        req = AnimationRequest(MovingSquareSample(12), 9, 25, 64, 64, seed=0)
+        animator.step(animator.start(req), animator.chunk_input(req, plan_chunks(9, 9, 4)[0]))
+    finally:
+        hook.remove()
+    assert np.allclose(ts, [1000 * v for v in animator.model_info()["sigmas"]], atol=1e-3)
+    assert np.allclose(ts, [1000.0, 1000 * 5 * 0.5 / 3], atol=1e-3)  # ARGS: 2 steps -> s = 1, 0.5
 
 
 class BadRefSample(MovingSquareSample):

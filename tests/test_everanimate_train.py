@@ -4,12 +4,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench.errors import WeightsError
+from bench.errors import ConfigError, WeightsError
 from bench.models import wan
 from everanimate.config import DataConfig, load_train_config
 from everanimate.data import build_example
 from everanimate.lora import add_lora, diffsynth_to_diffusers, load_lora, lora_state_dict, save_lora
 from everanimate.config import LoRAConfig
+from everanimate import rfm
 from everanimate.train import EverAnimateDiT, batch_loss, build_components, prepare_batch, train
 from tests.everanimate_helpers import MovingSquareSample
 
@@ -112,8 +113,10 @@ def test_training_example_windows_and_memory():
         build_example(MovingSquareSample(10), np.random.default_rng(0), cfg, 1)
 
 
-def test_tiny_model_overfits_one_training_pair():
-    cfg = load_train_config(None, SMALL + ["lora.rank=16", "data.first_chunk_p=0"], stage=1)
+@pytest.mark.parametrize("slots,factor", [("target", 10), ("all", 5)])
+def test_tiny_model_overfits_one_training_pair(slots, factor):
+    # all K + T slots (the default) leave the tiny model more to memorise than the T targets alone
+    cfg = load_train_config(None, SMALL + ["lora.rank=16", "data.first_chunk_p=0", f"loss_slots={slots}"], stage=1)
     comps = build_components(cfg)
     add_lora(comps.transformer, cfg.lora)
     comps.transformer.enable_gradient_checkpointing()
@@ -129,7 +132,7 @@ def test_tiny_model_overfits_one_training_pair():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0] / 10, losses[::10]
+    assert losses[-1] < losses[0] / factor, losses[::10]
 
 
 def test_two_stages_cli_resume_and_stage2_starts_from_stage1(tmp_path, monkeypatch):
@@ -164,3 +167,116 @@ def test_two_stages_cli_resume_and_stage2_starts_from_stage1(tmp_path, monkeypat
                  "--init-lora", str(s1 / "lora.safetensors"), "--no-progress"]) == 0
     assert all(torch.equal(seen[k.removeprefix("transformer.")], v) for k, v in stage1.items())
     assert (s2 / "lora.safetensors").is_file()
+
+
+def _plp_batch(overrides, seed=0, stage=1):
+    cfg = load_train_config(None, SMALL + ["data.first_chunk_p=0", "data.anchors_from_context_p=1"] + overrides,
+                            stage=stage, init_lora="unused.safetensors" if stage == 2 else None)
+    comps = build_components(cfg)
+    ex = build_example(MovingSquareSample(20), np.random.default_rng(seed), cfg.data, stage, cfg.degrade)
+    return cfg, comps, ex, prepare_batch(comps, [ex], torch.Generator().manual_seed(seed), cfg)
+
+
+def test_loss_covers_all_slots_by_default_target_only_as_option():
+    k, c = 4, 16
+    cfg, comps, ex, batch = _plp_batch(["rfm.prob=1.0"], stage=2)
+    assert cfg.loss_slots == "all" and batch.target.shape[2] == k + 3  # 9 target frames -> 3 latent slices
+    # anchor slots: plain flow-matching velocity eps - x0, where x0 = the anchor latents of the conditioning
+    sigma = batch.sigma.view(-1, 1, 1, 1, 1)
+    noisy, anchors = batch.inputs[:, :c, :k], batch.inputs[:, c + 4:, :k]
+    assert torch.allclose(batch.target[:, :, :k], (noisy - (1 - sigma) * anchors) / sigma - anchors, atol=1e-4)
+    _, _, _, target_only = _plp_batch(["rfm.prob=1.0", "loss_slots=target"], stage=2)
+    assert target_only.target.shape[2] == 3 and torch.equal(target_only.target, batch.target[:, :, k:])
+    assert torch.equal(target_only.inputs, batch.inputs)
+
+    class Zero(torch.nn.Module):  # pred = 0: the loss is the weighted mean square of the supervised target
+        def forward(self, inputs, *args):
+            return torch.zeros(inputs.shape[0], c, *inputs.shape[2:])
+
+    w = rfm.loss_weight(batch.sigma.double() * 1000).float()
+    assert batch_loss(Zero(), batch, cfg).item() == pytest.approx((w * batch.target.pow(2).mean()).item(), rel=1e-5)
+    cfg_t = load_train_config(None, SMALL + ["loss_slots=target"], stage=1)
+    assert batch_loss(Zero(), target_only, cfg_t).item() == pytest.approx(
+        (w * batch.target[:, :, k:].pow(2).mean()).item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="loss_slots"):
+        load_train_config(None, ["loss_slots=anchors"])
+
+
+def test_motion_memory_perturbation_reaches_the_model_input():
+    k, c = 4, 16
+    _, _, _, clean = _plp_batch([])
+    assert not clean.motion_corrupted.any()
+    _, _, _, shared = _plp_batch(["data.corrupt_motion_p=1", "data.corrupt_motion_shared_noise=true"])
+    assert shared.motion_corrupted.all()
+    motion = clean.inputs[:, c + 4:, k]  # the motion slot of the conditioning latents
+    assert motion.abs().sum() > 0
+    # everything but the motion slot is the same model input
+    other = torch.ones(clean.inputs.shape[1], clean.inputs.shape[2], dtype=torch.bool)
+    other[c + 4:, k] = False
+    assert torch.equal(shared.inputs[:, other], clean.inputs[:, other])
+    # shared noise = the target noise's first slot, recovered from the noisy anchor slot 0 of the model input
+    s = float(shared.sigma[0])
+    eps0 = (shared.inputs[:, :c, 0] - (1 - s) * shared.inputs[:, c + 4:, 0]) / s
+    assert torch.allclose(shared.inputs[:, c + 4:, k], (1 - s) * motion + s * eps0, atol=1e-4)
+    # fresh noise, scaled by corrupt_motion_std: (1 - sigma) motion + sigma * std * n with n ~ N(0, 1)
+    _, _, _, fresh = _plp_batch(["data.corrupt_motion_p=1", "data.corrupt_motion_std=0.5"])
+    noise = (fresh.inputs[:, c + 4:, k] - (1 - s) * motion) / (s * 0.5)
+    assert 0.7 < noise.std().item() < 1.3 and not torch.allclose(noise, eps0, atol=1e-2)
+    assert torch.equal(fresh.inputs[:, other], clean.inputs[:, other])
+    # first-chunk samples have no motion memory: nothing to perturb
+    cfg = load_train_config(None, SMALL + ["data.first_chunk_p=1", "data.corrupt_motion_p=1"], stage=1)
+    comps = build_components(cfg)
+    ex = build_example(MovingSquareSample(20), np.random.default_rng(0), cfg.data, 1)
+    first = prepare_batch(comps, [ex], torch.Generator().manual_seed(0), cfg)
+    assert not first.motion_corrupted.any() and first.inputs[:, c + 4:, k].abs().sum() == 0
+    with pytest.raises(ConfigError, match="pixel_carry"):
+        load_train_config(None, ["data.corrupt_motion_p=0.5", "memory=pixel_carry"])
+
+
+def test_anchor_augmentation_one_transform_per_sample_as_the_release(monkeypatch):
+    import everanimate.data as data_mod
+
+    seen = []
+    original = data_mod.apply_affine
+    monkeypatch.setattr(data_mod, "apply_affine", lambda image, params: seen.append(params) or original(image, params))
+    cfg = DataConfig(context_frames=9, target_frames=9, first_chunk_p=0.0, anchors_from_context_p=1.0,
+                     anchor_augment_p=1.0)
+    ex = build_example(MovingSquareSample(40), np.random.default_rng(0), cfg, stage=2)
+    assert len(seen) == 4 and len(set(seen)) == 1  # one (scale, tx, ty) shared by the K anchors
+    s, tx, ty = seen[0]
+    assert 0.8 <= s <= 1.2 and abs(tx) <= 0.05 and abs(ty) <= 0.05  # +-5 % of the side
+    assert ex.anchor_source == "context"
+    seen.clear()  # reference anchors (the 5 % branch) and first-chunk samples are not augmented
+    build_example(MovingSquareSample(40), np.random.default_rng(0),
+                  DataConfig(context_frames=9, target_frames=9, first_chunk_p=0.0, anchors_from_context_p=0.0,
+                             anchor_augment_p=1.0), stage=2)
+    build_example(MovingSquareSample(40), np.random.default_rng(0), DataConfig(context_frames=9, target_frames=9,
+                  first_chunk_p=1.0, anchor_augment_p=1.0), stage=2)
+    build_example(MovingSquareSample(40), np.random.default_rng(0), cfg, stage=1)
+    assert seen == []
+
+
+def test_anchor_affine_matches_affine_grid_with_grey_padding():
+    from everanimate.data import GREY, apply_affine
+
+    img = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    for params in [(1.2, 0.05, -0.03), (0.85, -0.05, 0.02)]:
+        s, tx, ty = params
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].double() / 127.5 - 1  # the VAE's [-1, 1] pixels
+        theta = torch.tensor([[[s, 0, 2 * tx], [0, s, 2 * ty]]], dtype=torch.float64)  # affine_grid units
+        grid = torch.nn.functional.affine_grid(theta, x.shape, align_corners=False)
+        ref = torch.nn.functional.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+        ref = (ref[0].permute(1, 2, 0).numpy() + 1) * 127.5
+        assert np.abs(apply_affine(img, params).astype(float) - ref).max() <= 1.0
+    zoomed_out = apply_affine(img, (1.2, 0.0, 0.0))
+    assert (zoomed_out[0, 0] == GREY).all() and (zoomed_out[-1, -1] == GREY).all()
+
+
+def test_dead_config_fields_are_gone():
+    from everanimate import config as config_mod
+    from everanimate import memory
+
+    with pytest.raises(ConfigError, match="unknown keys target"):
+        load_train_config(None, ["lora.target=attn_ffn"])
+    assert not hasattr(config_mod, "sampler_config_from") and not hasattr(memory, "initial_identity_images")
+    assert not hasattr(load_train_config(None), "augment_anchors")
