@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -74,8 +75,11 @@ def fingerprint(records: Iterable[dict]) -> str:
     return h.hexdigest()
 
 
-def write_manifest(path: str | os.PathLike, records: Sequence[dict], kind: str = "samples", **meta: Any) -> Path:
-    """Write atomically (``.partial`` + rename): a header line, then one canonical JSON line per record."""
+def write_manifest(path: str | os.PathLike, records: Sequence[dict], kind: str = "samples", validate: bool = False,
+                   **meta: Any) -> Path:
+    """Write atomically (``.partial`` + rename): a header line, then one canonical JSON line per record.
+    ``validate``: check the written file (``validate_manifest``) before the rename; errors leave nothing
+    behind and raise one ``DataError`` listing them."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     path = Path(path)
@@ -87,6 +91,12 @@ def write_manifest(path: str | os.PathLike, records: Sequence[dict], kind: str =
         f.write(json.dumps(header, sort_keys=True) + "\n")
         for record in records:
             f.write(canonical_line(record) + "\n")
+    if validate:
+        errors = [p for p in validate_manifest(tmp) if p.severity == "error"]
+        if errors:
+            tmp.unlink()
+            raise _problems_error(f"the manifest built for {path} does not validate", errors,
+                                  "fix the inputs named above and build again; nothing was written")
     os.replace(tmp, path)
     return path
 
@@ -117,9 +127,9 @@ def read_manifest(path: str | os.PathLike, strict: bool = True) -> Manifest:
             problems.append(Problem(f"{name}:{lineno}", where, f"malformed JSON: {exc}",
                                     "fix or remove the line; rebuild the manifest with its builder"))
             continue
-        if lineno == 1:
+        if lineno == 1 and not (obj.get("schema") != MANIFEST_SCHEMA and ("files" in obj or obj.get("schema") == SAMPLE_SCHEMA)):
             header = obj
-        else:
+        else:  # a record (also a first line that is a record: the header is missing, its files still get checked)
             obj.setdefault("_line", lineno)
             records.append(obj)
     if header.get("schema") != MANIFEST_SCHEMA:
@@ -200,18 +210,19 @@ def validate_record(record: dict, base: Path, decode: bool = True) -> list[Probl
     def problem(field_name, message, fix, severity="error"):
         out.append(Problem(sid, field_name, message, fix, severity))
 
+    # a wrong schema or missing fields are reported, and the files are still checked (every problem at once)
     if record.get("schema") != SAMPLE_SCHEMA:
-        problem("schema", f"schema {record.get('schema')!r} is not {SAMPLE_SCHEMA!r}", "rebuild the manifest")
-        return out
+        problem("schema", f"schema {record.get('schema')!r} is not {SAMPLE_SCHEMA!r}",
+                f"set \"schema\": \"{SAMPLE_SCHEMA}\" (docs/data.md) or rebuild the manifest")
     missing = [k for k in ("id", "fps", "n_frames", "height", "width", "files") if k not in record]
     if missing:
-        problem("record", f"missing fields {missing}", "rebuild the manifest")
-        return out
-    files = record["files"]
+        problem("record", f"missing fields {missing}", "add them (docs/data.md lists every field) or rebuild the manifest")
+    files = record.get("files")
     if not isinstance(files, dict):
-        problem("files", "'files' is not an object", "rebuild the manifest")
+        if "files" in record:
+            problem("files", "'files' is not an object", "rebuild the manifest")
         return out
-    fps, n, h, w = record["fps"], record["n_frames"], record["height"], record["width"]
+    fps, n, h, w = (record.get(k) for k in ("fps", "n_frames", "height", "width"))
     face_size = record.get("face_size")
 
     def resolve(entry) -> Path:
@@ -249,17 +260,17 @@ def validate_record(record: dict, base: Path, decode: bool = True) -> list[Probl
             problem(name, f"unreadable video {p}: {exc.message}", "re-create the file")
             continue
         lengths[name] = info.n_frames
-        if abs(info.fps - fps) > 1e-3:
+        if fps is not None and abs(info.fps - fps) > 1e-3:
             problem(name, f"{p.name} is {info.fps:g} fps, the record says {fps}",
                     f"resample the video to {fps} fps (e.g. ffmpeg -i in.mp4 -r {fps} out.mp4) and rebuild")
         want = (face_size, face_size) if name == "face" else (h, w)
         if name == "face" and face_size is None:
             if info.width != info.height:
                 problem(name, f"face crops are {info.width}x{info.height}, not square", "re-create the face video")
-        elif (info.height, info.width) != want:
+        elif None not in want and (info.height, info.width) != want:
             problem(name, f"{p.name} is {info.width}x{info.height} (WxH), the record says {want[1]}x{want[0]}",
                     "resize the video to the sample size (recording the resize) or fix the record")
-        if info.n_frames != n:
+        if n is not None and info.n_frames != n:
             problem(name, f"{p.name} has {info.n_frames} frames, the record says {n}",
                     "the file is truncated or the record is wrong; re-create the file or rebuild the manifest")
         if decode and info.n_frames:
@@ -287,7 +298,7 @@ def validate_record(record: dict, base: Path, decode: bool = True) -> list[Probl
         except Exception as exc:
             problem(f"refs[{i}]", f"cannot decode image {p}: {exc}", "re-create the reference image")
             continue
-        if size != (w, h):
+        if None not in (w, h) and size != (w, h):
             problem(f"refs[{i}]", f"reference is {size[0]}x{size[1]} (WxH), the sample is {w}x{h}",
                     "resize the reference to the sample size (the builders do this and record it)")
 
@@ -297,7 +308,7 @@ def validate_record(record: dict, base: Path, decode: bool = True) -> list[Probl
                 "build the manifest with a pose estimator to add keypoints", "warning")
     else:
         p = check_file("keypoints", entry)
-        if p is not None:
+        if p is not None and None not in (n, h, w):
             out += _validate_keypoints(sid, p, n, h, w)
     return out
 
@@ -370,12 +381,14 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _entry(path: Path, base: Path, **extra) -> dict:
-    return {"path": _rel(path, base), "sha256": sha256_file(path), **extra}
+def _entry(path: Path, base: Path, at: Path | None = None, **extra) -> dict:
+    """A file entry: ``path`` hashed, recorded at ``at`` (where it will be moved) or at ``path``."""
+    return {"path": _rel(at if at is not None else path, base), "sha256": sha256_file(path), **extra}
 
 
 def _reference_at_size(src: Path, dst: Path, width: int, height: int) -> tuple[Path, dict | None]:
-    """The reference image at the sample size; a resize is written to ``dst`` and described (never silent)."""
+    """The reference image at the sample size; a resize is written to ``dst`` (temp + rename) and described
+    (never silent)."""
     from PIL import Image
 
     try:
@@ -385,53 +398,135 @@ def _reference_at_size(src: Path, dst: Path, width: int, height: int) -> tuple[P
             if size == (width, height):
                 return src, None
             dst.parent.mkdir(parents=True, exist_ok=True)
-            im.resize((width, height), Image.Resampling.LANCZOS).save(dst)
+            tmp = dst.with_name(f".{dst.name}.partial.png")
+            im.resize((width, height), Image.Resampling.LANCZOS).save(tmp)
+            os.replace(tmp, dst)
     except OSError as exc:
         raise DataError(f"cannot read reference image {src}: {exc}", fix="re-create the image") from exc
     return dst, {"reference_resize": {"from": list(size), "to": [width, height], "filter": "lanczos",
                                       "aspect_changed": abs(size[0] / size[1] - width / height) > 1e-3}}
 
 
+def _problems_error(what: str, problems: Sequence[Problem], fix: str) -> DataError:
+    """One error listing every problem (sample, file, message, fix), so nothing is fixed one run at a time."""
+    lines = [f"  {p.sample}: {p.message}\n      fix: {p.fix}" for p in problems]
+    return DataError(f"{what}: {len(problems)} problem(s):\n" + "\n".join(lines), fix=fix)
+
+
+def _bar(total: int, desc: str, progress: bool, unit: str = "clip"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=False)
+
+
+def check_wan_folder(sid: str, folder: Path, gt: Path | None, fps: int = 25) -> tuple[dict | None, list[Problem]]:
+    """Every problem of one Wan-Animate preprocessed folder and its ground truth, each naming the file and
+    the fix; the probed geometry when there is none."""
+    from PIL import Image
+
+    from bench.video import probe
+
+    problems: list[Problem] = []
+
+    def problem(name, message, fix):
+        problems.append(Problem(sid, name, message, fix))
+
+    rerun = (f"re-run Wan-Animate's preprocessing on this clip's {fps} fps ground-truth video (it writes "
+             f"{', '.join(WAN_FILES.values())} into one folder)")
+    if not folder.is_dir():
+        problem("folder", f"{folder} is not a folder", f"pass Wan-Animate preprocessing output folders; {rerun}")
+        return None, problems
+    paths = {k: folder / v for k, v in WAN_FILES.items()}
+    for k, p in paths.items():
+        if not p.is_file():
+            problem(k, f"missing {p}", rerun)
+    if gt is None or not gt.is_file():
+        problem("gt", f"ground-truth video missing: {gt if gt is not None else '(none given)'}",
+                "pass the clip's ground-truth (driving) video with --gt (same order as the folders) or --gt-dir "
+                f"DIR holding {sid}.mp4")
+    else:
+        paths["gt"] = gt
+    infos = {}
+    for k in ("gt", "pose", "face"):
+        p = paths.get(k)
+        if p is None or not p.is_file():
+            continue
+        try:
+            infos[k] = probe(p)
+        except BenchError as exc:
+            problem(k, f"unreadable video {p}: {exc.message}", f"re-create it ({rerun})" if k != "gt" else
+                    "re-export the ground-truth video (H.264/FFV1 mp4 that PyAV decodes)")
+            continue
+        if infos[k].n_frames == 0:
+            problem(k, f"{p} has no frames", "re-create the file")
+        if abs(infos[k].fps - fps) > 1e-3:
+            problem(k, f"{p} is {infos[k].fps:g} fps; the benchmark runs at {fps} fps",
+                    f"resample the ground truth first (ffmpeg -i GT.mp4 -r {fps} GT_{fps}fps.mp4), then "
+                    + ("use it here" if k == "gt" else "re-run the preprocessing on it"))
+    if paths["ref"].is_file():
+        try:
+            with Image.open(paths["ref"]) as im:
+                im.load()
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for a bad image
+            problem("ref", f"cannot decode image {paths['ref']}: {exc}", f"re-create it ({rerun})")
+    g, po, fa = infos.get("gt"), infos.get("pose"), infos.get("face")
+    if g and po and (g.width, g.height) != (po.width, po.height):
+        problem("pose", f"{paths['pose']} is {po.width}x{po.height} but the ground truth {gt} is {g.width}x{g.height}",
+                f"re-run the preprocessing at the ground truth's size, or resize the ground truth to "
+                f"{po.width}x{po.height} (ffmpeg -i GT.mp4 -vf scale={po.width}:{po.height} ...)")
+    for k, info in (("pose", po), ("face", fa)):
+        if g and info and info.n_frames != g.n_frames:
+            shorter = info.n_frames < g.n_frames
+            problem(k, f"frame counts differ: {paths[k]} has {info.n_frames} frames, "
+                       f"{'shorter' if shorter else 'longer'} than the ground truth {gt} ({g.n_frames} frames)",
+                    (f"re-run the preprocessing on the whole ground-truth video, or trim the ground truth to its "
+                     f"first {info.n_frames} frames (ffmpeg -i GT.mp4 -frames:v {info.n_frames} -c:v libx264 "
+                     f"-crf 0 GT_trim.mp4)") if shorter else
+                    "the preprocessing ran on a longer video than this ground truth: pass the matching ground truth "
+                    "or re-run the preprocessing on this one")
+    if fa and fa.width != fa.height:
+        problem("face", f"{paths['face']} is {fa.width}x{fa.height}, not square", f"re-create it ({rerun})")
+    if problems:
+        return None, problems
+    return {"paths": paths, "gt": g, "pose": po, "face": fa}, []
+
+
 def build_from_wan_layout(folders: Sequence[str | os.PathLike], gt_videos: Sequence[str | os.PathLike],
-                          out: str | os.PathLike, ids: Sequence[str] | None = None) -> Path:
+                          out: str | os.PathLike, ids: Sequence[str] | None = None, fps: int = 25,
+                          progress: bool = False, validate: bool = False) -> Path:
     """Manifest ``out`` (a .jsonl path) for Wan-Animate preprocessed folders (``src_pose.mp4``,
     ``src_face.mp4``, ``src_ref.png``) with their ground-truth videos. Files are referenced in place (paths
     relative to the manifest); a reference image of another size is resized into ``<out dir>/<id>/`` and
-    the resize recorded. Every problem of every folder is reported at once."""
-    from bench.video import probe
-
+    the resize recorded. Every problem of every folder is reported at once (one ``DataError``) and nothing
+    is written then; ``validate``: the manifest is validated before it replaces ``out``."""
     out = Path(out)
     base = out.parent
+    folders, gt_videos = [Path(f) for f in folders], [Path(g) for g in gt_videos]
     if len(folders) != len(gt_videos):
         raise DataError(f"{len(folders)} folders but {len(gt_videos)} ground-truth videos",
                         fix="pass one ground-truth video per preprocessed folder, in the same order")
-    ids = list(ids) if ids is not None else [Path(f).name for f in folders]
-    records, problems = [], []
-    for sid, folder, gt in zip(ids, map(Path, folders), map(Path, gt_videos)):
-        paths = {k: folder / v for k, v in WAN_FILES.items()}
-        paths["gt"] = gt
-        absent = [f"{k} ({p})" for k, p in paths.items() if not p.is_file()]
-        if absent:
-            problems.append(f"{sid}: missing {', '.join(absent)}")
-            continue
-        try:
-            infos = {k: probe(paths[k]) for k in ("gt", "pose", "face")}
-        except BenchError as exc:
-            problems.append(f"{sid}: {exc.message}")
-            continue
-        gt_i, pose_i, face_i = infos["gt"], infos["pose"], infos["face"]
-        bad = []
-        if (gt_i.width, gt_i.height) != (pose_i.width, pose_i.height):
-            bad.append(f"gt is {gt_i.width}x{gt_i.height} but src_pose is {pose_i.width}x{pose_i.height}")
-        if len({round(i.fps, 3) for i in infos.values()}) > 1:
-            bad.append("fps differ: " + ", ".join(f"{k}={i.fps:g}" for k, i in infos.items()))
-        if len({i.n_frames for i in infos.values()}) > 1:
-            bad.append("frame counts differ: " + ", ".join(f"{k}={i.n_frames}" for k, i in infos.items()))
-        if face_i.width != face_i.height:
-            bad.append(f"src_face is {face_i.width}x{face_i.height}, not square")
-        if bad:
-            problems.append(f"{sid}: " + "; ".join(bad))
-            continue
+    ids = list(ids) if ids is not None else [f.name for f in folders]
+    if len(ids) != len(folders):
+        raise DataError(f"{len(ids)} ids for {len(folders)} folders", fix="pass one id per folder, or none")
+    problems: list[Problem] = [Problem(str(i), "id", f"sample id {i!r} is used {ids.count(i)} times",
+                                       "give every clip a unique id (--ids, or distinct folder names)")
+                               for i in sorted(set(ids)) if ids.count(i) > 1]
+    checked = []
+    bar = _bar(len(folders), "check clips", progress)
+    for sid, folder, gt in zip(ids, folders, gt_videos):
+        info, found = check_wan_folder(sid, folder, gt, fps)
+        problems += found
+        checked.append(info)
+        bar.update(1)
+    bar.close()
+    if problems:
+        raise _problems_error(f"cannot build {out}", problems,
+                              "fix those clips (or leave them out) and run the same command again; nothing was "
+                              "written")
+    records = []
+    bar = _bar(len(folders), "hash files", progress)
+    for sid, folder, gt, info in zip(ids, folders, gt_videos, checked):
+        paths, gt_i, pose_i, face_i = info["paths"], info["gt"], info["pose"], info["face"]
         ref, adaptation = _reference_at_size(paths["ref"], base / sid / "ref_000.png", pose_i.width, pose_i.height)
         records.append({
             "schema": SAMPLE_SCHEMA, "id": sid, "fps": int(round(gt_i.fps)), "n_frames": gt_i.n_frames,
@@ -441,11 +536,9 @@ def build_from_wan_layout(folders: Sequence[str | os.PathLike], gt_videos: Seque
             "source": {"kind": "wan_layout", "folder": _rel(folder, base)},
             "adaptations": adaptation or {},
         })
-    if problems:
-        raise DataError(f"cannot build {out}: {len(problems)} sample(s) have problems:\n  " + "\n  ".join(problems),
-                        fix="fix or drop those samples (pose, face and ground truth must share fps and frame count; "
-                            "pose and ground truth must share the size) and build again")
-    return write_manifest(out, records, kind="samples", created_by="build_from_wan_layout")
+        bar.update(1)
+    bar.close()
+    return write_manifest(out, records, kind="samples", validate=validate, created_by="build_from_wan_layout")
 
 
 def export_wan_layout(sample: FileSample, folder: str | os.PathLike) -> Path:
@@ -462,12 +555,16 @@ def export_wan_layout(sample: FileSample, folder: str | os.PathLike) -> Path:
 def build_from_raw_videos(videos: Sequence[str | os.PathLike], detector_onnx: str | os.PathLike,
                           pose_onnx: str | os.PathLike, out: str | os.PathLike, ids: Sequence[str] | None = None,
                           face_size: int = 512, detector_sha256: str | None = None, pose_sha256: str | None = None,
-                          progress: bool = True, chunk: int = 64) -> Path:
+                          progress: bool = True, chunk: int = 64, fps: int = 25, validate: bool = False) -> Path:
     """Samples from raw 25 fps videos through a real pose estimator (onnxruntime): per video a folder
     ``<out dir>/<id>/`` with pose.mp4 (shared renderer), face.mp4 (shared face crops), ref_000.png (first
-    frame), keypoints.npz; the ground truth is referenced in place. Writes the manifest ``out``."""
+    frame), keypoints.npz; the ground truth is referenced in place. Writes the manifest ``out``.
+
+    Every input problem (missing or unreadable video, wrong fps, empty, duplicate id) is reported at once
+    before any model runs; the models are checked on load (a detector or pose file that does not fit its
+    contract is an error naming the file). Sample folders are built in a staging folder and moved into
+    place only when every video succeeded; the manifest is written last, atomically."""
     from PIL import Image
-    from tqdm import tqdm
 
     from bench.face_crop import StreamingCropper
     from bench.pose_estimation import WholeBodyEstimator
@@ -476,32 +573,53 @@ def build_from_raw_videos(videos: Sequence[str | os.PathLike], detector_onnx: st
 
     out = Path(out)
     base = out.parent
+    videos = [Path(v) for v in videos]
+    ids = list(ids) if ids is not None else [v.stem for v in videos]
+    if len(ids) != len(videos):
+        raise DataError(f"{len(ids)} ids for {len(videos)} videos", fix="pass one id per video, or none")
+    problems: list[Problem] = [Problem(str(i), "id", f"sample id {i!r} is used {ids.count(i)} times",
+                                       "pass distinct --ids or rename the videos")
+                               for i in sorted(set(ids)) if ids.count(i) > 1]
+    infos = {}
+    for sid, video in zip(ids, videos):
+        if not video.is_file():
+            problems.append(Problem(sid, "gt", f"video not found: {video}", "check the path"))
+            continue
+        try:
+            info = probe(video)
+        except BenchError as exc:
+            problems.append(Problem(sid, "gt", f"unreadable video {video}: {exc.message}",
+                                    "re-export it as an mp4 that PyAV decodes (H.264 or FFV1)"))
+            continue
+        if abs(info.fps - fps) > 1e-3:
+            problems.append(Problem(sid, "gt", f"{video} is {info.fps:g} fps; the benchmark runs at {fps} fps",
+                                    f"resample first: ffmpeg -i {video} -r {fps} {video.stem}_{fps}fps.mp4"))
+        if info.n_frames == 0:
+            problems.append(Problem(sid, "gt", f"{video} has no frames", "pass a non-empty video"))
+        infos[sid] = info
+    if problems:
+        raise _problems_error(f"cannot build {out}", problems,
+                              "fix those videos (or leave them out) and run the same command again; nothing was "
+                              "written")
     estimator = WholeBodyEstimator(detector_onnx, pose_onnx, detector_sha256=detector_sha256,
                                    pose_sha256=pose_sha256)
-    ids = list(ids) if ids is not None else [Path(v).stem for v in videos]
-    if len(set(ids)) != len(ids):
-        raise DataError(f"sample ids are not unique: {ids}", fix="pass distinct ids or rename the videos")
+    staging = base / f".{out.stem}.building-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     records = []
-    for sid, video in zip(ids, map(Path, videos)):
-        info = probe(video)
-        if abs(info.fps - 25) > 1e-3:
-            raise DataError(f"{sid}: {video} is {info.fps:g} fps; the benchmark runs at 25 fps",
-                            fix=f"resample first: ffmpeg -i {video} -r 25 {video.stem}_25fps.mp4")
-        if info.n_frames == 0:
-            raise DataError(f"{sid}: {video} has no frames", fix="pass a non-empty video")
-        folder = base / sid
-        tmp = base / f".{sid}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        h, w = info.height, info.width
-        cropper = StreamingCropper(face_size, h, w)
-        bodies, faces, boxes = [], [], []
-        zeroed = 0
-        try:
-            with VideoReader(video) as reader, VideoWriter(tmp / "pose.mp4", 25) as pose_w, \
-                    VideoWriter(tmp / "face.mp4", 25) as face_w:
-                bar = tqdm(total=info.n_frames, desc=f"pose {sid}", unit="frame", disable=not progress, leave=False)
+    try:
+        for sid, video in zip(ids, videos):
+            info = infos[sid]
+            tmp = staging / sid
+            tmp.mkdir()
+            h, w = info.height, info.width
+            cropper = StreamingCropper(face_size, h, w)
+            bodies, faces, boxes = [], [], []
+            zeroed = 0
+            with VideoReader(video) as reader, VideoWriter(tmp / "pose.mp4", fps) as pose_w, \
+                    VideoWriter(tmp / "face.mp4", fps) as face_w:
+                bar = _bar(info.n_frames, f"pose {sid}", progress, unit="frame")
                 for frames in reader.iter_chunks(0, info.n_frames, chunk):
                     if bodies == []:
                         Image.fromarray(frames[0]).save(tmp / "ref_000.png")
@@ -516,23 +634,25 @@ def build_from_raw_videos(videos: Sequence[str | os.PathLike], detector_onnx: st
             np.savez(tmp / "keypoints.npz", body=np.concatenate(bodies).astype(np.float32),
                      face=np.concatenate(faces).astype(np.float32),
                      face_boxes=np.concatenate(boxes).astype(np.float32))
+            folder = base / sid
+            records.append({
+                "schema": SAMPLE_SCHEMA, "id": sid, "fps": fps, "n_frames": info.n_frames, "height": h, "width": w,
+                "face_size": face_size,
+                "files": {"gt": _entry(video, base), "pose": _entry(tmp / "pose.mp4", base, at=folder / "pose.mp4"),
+                          "face": _entry(tmp / "face.mp4", base, at=folder / "face.mp4"),
+                          "refs": [_entry(tmp / "ref_000.png", base, at=folder / "ref_000.png", view="first_frame")],
+                          "keypoints": _entry(tmp / "keypoints.npz", base, at=folder / "keypoints.npz"), "masks": None},
+                "source": {"kind": "raw_video", "video": _rel(video, base), "estimator": estimator.describe()},
+                "adaptations": {"face_crop": cropper.report.to_dict(), "keypoints_zeroed_out_of_frame": zeroed},
+            })
+        for sid in ids:  # every video succeeded: move the sample folders into place
+            folder = base / sid
             if folder.exists():
                 shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        records.append({
-            "schema": SAMPLE_SCHEMA, "id": sid, "fps": 25, "n_frames": info.n_frames, "height": h, "width": w,
-            "face_size": face_size,
-            "files": {"gt": _entry(video, base), "pose": _entry(folder / "pose.mp4", base),
-                      "face": _entry(folder / "face.mp4", base),
-                      "refs": [_entry(folder / "ref_000.png", base, view="first_frame")],
-                      "keypoints": _entry(folder / "keypoints.npz", base), "masks": None},
-            "source": {"kind": "raw_video", "video": _rel(video, base), "estimator": estimator.describe()},
-            "adaptations": {"face_crop": cropper.report.to_dict(), "keypoints_zeroed_out_of_frame": zeroed},
-        })
-    return write_manifest(out, records, kind="samples", created_by="build_from_raw_videos")
+            os.replace(staging / sid, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return write_manifest(out, records, kind="samples", validate=validate, created_by="build_from_raw_videos")
 
 
 def _zero_out_of_frame(points: np.ndarray, h: int, w: int) -> int:
@@ -559,3 +679,114 @@ def sample_record(sample: FileSample, base: str | os.PathLike) -> dict:
         elif entry is not None:
             entry["path"] = _rel(sample.path(name), base)
     return record
+
+
+# ------------------------------------------------------------------------------------------ `bench manifest`
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov")
+
+
+def add_manifest_arguments(parser) -> None:
+    """``bench manifest from-wan`` / ``from-videos`` (docs/data.md)."""
+    sub = parser.add_subparsers(dest="manifest_command", metavar="SOURCE")
+    p = sub.add_parser("from-wan", help="Wan-Animate preprocessed folders (src_pose.mp4, src_face.mp4, src_ref.png) "
+                                        "plus their ground-truth videos",
+                       description="Build a bench.sample/1 manifest from folders written by Wan-Animate's "
+                                   "preprocessing, each with src_pose.mp4, src_face.mp4 and src_ref.png, and the "
+                                   "ground-truth (driving) video of each clip. Files are referenced in place; every "
+                                   "problem of every clip is reported at once; the manifest is validated and only "
+                                   "then written (atomically). See docs/data.md.")
+    p.add_argument("folders", nargs="+", help="preprocessed folders, or a folder whose sub-folders are")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--gt", nargs="+", help="ground-truth videos, one per folder, in the same order")
+    g.add_argument("--gt-dir", help="folder with one ground-truth video per clip, named <folder name>.mp4")
+    p.add_argument("--ids", nargs="+", help="sample ids (default: the folder names)")
+    p.add_argument("--out", required=True, help="manifest to write (.jsonl); paths in it are relative to its folder")
+    p.add_argument("--fps", type=int, default=25, help="protocol frame rate every video must have (default 25)")
+    p.add_argument("--quick", action="store_true", help="final validation probes videos without decoding every frame")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p = sub.add_parser("from-videos", help="raw 25 fps videos through a local ONNX person detector and pose estimator",
+                       description="Build a bench.sample/1 manifest from raw videos: a person detector and a "
+                                   "whole-body pose estimator (local ONNX files, onnxruntime) give keypoints; pose "
+                                   "maps, face crops and the first frame as reference are written to "
+                                   "<out folder>/<id>/. Input problems are reported at once before any model "
+                                   "runs; the manifest is validated and only then written. See docs/data.md.")
+    p.add_argument("videos", nargs="+", help="ground-truth videos (25 fps)")
+    p.add_argument("--detector", required=True, help="person detector ONNX (e.g. Wan-Animate's yolov10m.onnx)")
+    p.add_argument("--pose", required=True, help="whole-body pose ONNX (e.g. vitpose_h_wholebody.onnx, DWPose)")
+    p.add_argument("--detector-sha256", help="expected sha256 of the detector file")
+    p.add_argument("--pose-sha256", help="expected sha256 of the pose file")
+    p.add_argument("--ids", nargs="+", help="sample ids (default: the video file names)")
+    p.add_argument("--face-size", type=int, default=512, help="face crop size (default 512, as Wan-Animate)")
+    p.add_argument("--out", required=True, help="manifest to write (.jsonl); sample folders go beside it")
+    p.add_argument("--quick", action="store_true", help="final validation probes videos without decoding every frame")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _wan_folders(paths: Sequence[str]) -> list[Path]:
+    """The preprocessed folders: each path itself, or (when it holds none of Wan's files) its sub-folders
+    that do."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir() and not any((p / f).exists() for f in WAN_FILES.values()):
+            subs = sorted(d for d in p.iterdir() if d.is_dir() and any((d / f).exists() for f in WAN_FILES.values()))
+            if subs:
+                out += subs
+                continue
+        out.append(p)
+    return out
+
+
+def _gt_in_dir(folder: Path, name: str) -> Path:
+    for ext in VIDEO_EXTENSIONS:
+        if (folder / f"{name}{ext}").is_file():
+            return folder / f"{name}{ext}"
+    return folder / f"{name}.mp4"  # reported as missing by the checks
+
+
+def manifest_main(args) -> int:
+    """Build into a temporary manifest beside ``--out``, validate it, print every problem, and move it to
+    ``--out`` only when it has no error (exit 1 otherwise, nothing written)."""
+    if not getattr(args, "manifest_command", None):
+        raise DataError("bench manifest needs a source", fix="python -m bench manifest from-wan --help, or from-videos")
+    out = Path(args.out)
+    if out.suffix != ".jsonl":
+        raise DataError(f"--out {out} is not a .jsonl file", fix=f"name the manifest e.g. {out.with_suffix('.jsonl')}")
+    progress = not args.no_progress
+    building = out.with_name(f".{out.name}.building.jsonl")
+    try:
+        if args.manifest_command == "from-wan":
+            folders = _wan_folders(args.folders)
+            if args.gt:
+                gts = [Path(g) for g in args.gt]
+            else:
+                gt_dir = Path(args.gt_dir)
+                if not gt_dir.is_dir():
+                    raise DataError(f"--gt-dir {gt_dir} is not a folder", fix="pass the folder of ground-truth videos")
+                gts = [_gt_in_dir(gt_dir, f.name) for f in folders]
+            print(f"bench manifest from-wan: {len(folders)} clip(s) -> {out}", flush=True)
+            build_from_wan_layout(folders, gts, building, ids=args.ids, fps=args.fps, progress=progress)
+        else:
+            print(f"bench manifest from-videos: {len(args.videos)} video(s) -> {out}", flush=True)
+            build_from_raw_videos(args.videos, args.detector, args.pose, building, ids=args.ids,
+                                  face_size=args.face_size, detector_sha256=args.detector_sha256,
+                                  pose_sha256=args.pose_sha256, progress=progress)
+    except DataError as exc:  # name the manifest asked for, not the temporary file
+        raise DataError(exc.message.replace(str(building), str(out)), fix=exc.fix) from None
+    try:
+        print(f"validating {out.name} ...", flush=True)
+        problems = validate_manifest(building, decode=not args.quick)
+        errors = [p for p in problems if p.severity == "error"]
+        for p in problems:
+            print(p)
+        if errors:
+            print(f"{out}: {len(errors)} error(s): not written", file=sys.stderr)
+            return 1
+        os.replace(building, out)
+    finally:
+        building.unlink(missing_ok=True)
+    n = read_manifest(out).header["n_records"]
+    print(f"wrote {out}: {n} sample(s), {len(problems)} warning(s); validated "
+          f"({'probe only' if args.quick else 'every frame decoded'})\n"
+          f"run it: python -m bench run --dataset {out} --methods ... --durations ...")
+    return 0

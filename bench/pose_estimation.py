@@ -106,6 +106,12 @@ class PersonDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.size = _static_hw(self.session, "person detector", path)
         self.threshold = threshold
+        shape = self.session.get_outputs()[0].shape
+        if len(shape) != 3 or (isinstance(shape[-1], int) and isinstance(shape[1], int) and max(shape[1], shape[2]) < 5):
+            raise WeightsError(f"{self.path} is not a person detector: its output shape {shape} is not (1, N, 6) or "
+                               "(1, 4 + C, N)",
+                               fix="pass the person detector as the detector (e.g. yolov10m.onnx) and the pose "
+                                   "estimator as the pose model; see bench/pose_estimation.py for the contracts")
 
     def detect(self, frame: np.ndarray) -> np.ndarray | None:
         """The largest confident person box ``[x0, y0, x1, y1, score]`` in frame pixels, or None."""
@@ -168,6 +174,24 @@ class PoseModel:
             raise WeightsError(f"pose model {path} has {n_out} outputs", fix="use a heatmap (1 output) or SimCC "
                                "(2 outputs) whole-body model; see bench/pose_estimation.py")
         self.kind = "heatmap" if n_out == 1 else "simcc"
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """A file that is not a pose model (a detector, a classifier, ...) fails here, naming itself, rather
+        than deep inside decoding: heatmaps ``(1, K, h, w)`` or SimCC ``(1, K, w r)`` + ``(1, K, h r)``, K >= 17."""
+        shapes = [o.shape for o in self.session.get_outputs()]
+        rank = 4 if self.kind == "heatmap" else 3
+        points = [s[1] for s in shapes if len(s) == rank]
+        ok = len(points) == len(shapes) and all(not isinstance(k, int) or k >= 17 for k in points)
+        if self.kind == "simcc" and ok and all(isinstance(k, int) for k in points):
+            ok = points[0] == points[1]
+        if not ok:
+            want = "(1, K, h, w) heatmaps" if self.kind == "heatmap" else "(1, K, W) and (1, K, H) SimCC vectors"
+            raise WeightsError(f"{self.path} is not a pose model: its output shape(s) {shapes} are not {want} with "
+                               f"K >= 17 keypoints (COCO-17 or COCO-WholeBody 133)",
+                               fix="pass the whole-body pose estimator as the pose model (e.g. vitpose_h_wholebody.onnx "
+                                   "or DWPose's dw-ll_ucoco_384.onnx) and the person detector as the detector "
+                                   "(e.g. yolov10m.onnx); see bench/pose_estimation.py for the contracts")
 
     def estimate(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         """``(K, 3)`` keypoints ``[x, y, conf]`` in frame pixels for the person in ``box``."""

@@ -137,7 +137,8 @@ def test_wan_builder_records_a_reference_resize_and_rejects_mismatches(tmp_path,
         build_from_wan_layout([folder, bad, tmp_path / "nothing"], [lab_sample.path("gt"), short, short],
                               tmp_path / "b.jsonl", ids=["ok", "short", "empty"])
     text = str(err.value)
-    assert "short: frame counts differ" in text and "empty: missing" in text and "ok" not in text.split("\n")[1]
+    assert "short: frame counts differ" in text and "empty: " in text and "is not a folder" in text
+    assert "  ok:" not in text and "src_pose.mp4 has 40 frames" in text and "fix: " in text
     assert not (tmp_path / "b.jsonl").exists()
 
 
