@@ -22,7 +22,8 @@ def synthetic_frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
 
 
 def write_synthetic_sample(folder: Path, sample_id: str, n: int = 60, h: int = 32, w: int = 32, seed: int = 0,
-                           fps: int = 25) -> FileSample:
+                           fps: int = 25, n_refs: int = 1) -> FileSample:
+    """``n_refs`` reference views (``ref_000.png`` = frame 0, then frames 10, 20, ...), as lab samples ship 3."""
     folder = Path(folder) / sample_id
     folder.mkdir(parents=True, exist_ok=True)
     gt = synthetic_frames(n, h, w, seed)
@@ -33,12 +34,14 @@ def write_synthetic_sample(folder: Path, sample_id: str, n: int = 60, h: int = 3
     write_video(folder / "face.mp4", face, fps)
     from PIL import Image
 
-    Image.fromarray(gt[0]).save(folder / "ref_000.png")
+    for i in range(n_refs):
+        Image.fromarray(gt[(10 * i) % n]).save(folder / f"ref_{i:03d}.png")
     boxes = np.tile(np.array([[4, 4, 20, 20]], np.float32), (n, 1))
     np.savez(folder / "keypoints.npz", body=np.zeros((n, 18, 3), np.float32), face=np.zeros((n, 68, 3), np.float32),
              face_boxes=boxes)
     files = {name: {"path": f"{name}.mp4", "sha256": sha256_file(folder / f"{name}.mp4")} for name in ("gt", "pose", "face")}
-    files["refs"] = [{"path": "ref_000.png", "sha256": sha256_file(folder / "ref_000.png")}]
+    files["refs"] = [{"path": f"ref_{i:03d}.png", "sha256": sha256_file(folder / f"ref_{i:03d}.png")}
+                     for i in range(n_refs)]
     files["keypoints"] = {"path": "keypoints.npz", "sha256": sha256_file(folder / "keypoints.npz")}
     files["masks"] = None
     record = {"schema": SAMPLE_SCHEMA, "id": sample_id, "fps": fps, "n_frames": n, "height": h, "width": w,

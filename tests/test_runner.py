@@ -97,3 +97,44 @@ def test_corrupt_sample_file_is_a_clear_error(tmp_path):
     outcome = run_grid(config(tmp_path, data, methods=["ground_truth"]))
     assert outcome.failures and "bad" == outcome.failures[0][1]
     assert "re-create" in outcome.failures[0][2]
+
+
+def test_every_method_gets_the_same_reference_views_and_scores_say_how_many(tmp_path):
+    # samples shipping 3 true views, as lab samples do: by default every method gets the user reference only
+    data = tmp_path / "data"
+    for i in range(2):
+        write_synthetic_sample(data, f"s{i}", n=40, seed=i, n_refs=3)
+    args = {"everanimate": {"components": "tiny-random", "chunk_frames": 9},  # 20 steps: the release grid
+            "wan_animate": {"components": "tiny-random", "chunk_frames": 9, "steps": 2}}
+    methods = ["everanimate", "wan_animate", "static_reference", "ground_truth"]
+    single = run_grid(config(tmp_path, data, methods=methods, durations=[1], method_args=args))
+    assert not single.failures
+    records = lines(single.scores_file)
+    per_method = {m: {r["n_references"] for r in records if r["method"] == m} for m in methods}
+    assert per_method == {"everanimate": {1}, "wan_animate": {1}, "static_reference": {1}, "ground_truth": {0}}
+    ea = [r for r in records if r["method"] == "everanimate"]
+    assert all(any(a["kind"] == "memory" and a["views"] == 1 for a in r["adaptations"]) for r in ea)
+    # EverAnimate's rollout record lists the 20 sigmas it sampled with: the release grid
+    status = json.loads((tmp_path / "results" / "runs" / "everanimate" / ea[0]["rollout_key"][:16] /
+                         "status.json").read_text())
+    sigmas = status["model_info"]["sigmas"]
+    assert len(sigmas) == 20 and sigmas[0] == 1.0
+    assert [round(s, 4) for s in sigmas[-4:]] == [0.5556, 0.4688, 0.3571, 0.2083]
+    assert status["model_info"]["version"] == "2"
+
+    # the multi-view protocol is explicit, applied to every method that can take it, and a different rollout
+    multi = run_grid(config(tmp_path, data, methods=methods, durations=[1], method_args=args, references="multi",
+                            experiment="multi"))
+    assert not multi.failures
+    mrecords = lines(multi.scores_file)
+    per_method = {m: {r["n_references"] for r in mrecords if r["method"] == m} for m in methods}
+    assert per_method == {"everanimate": {3}, "wan_animate": {1}, "static_reference": {1}, "ground_truth": {0}}
+    key = {(r["method"], r["sample"]): r["rollout_key"] for r in records}
+    mkey = {(r["method"], r["sample"]): r["rollout_key"] for r in mrecords}
+    assert mkey[("everanimate", "s0")] != key[("everanimate", "s0")]
+    assert mkey[("wan_animate", "s0")] == key[("wan_animate", "s0")]  # one view either way: the same rollout
+    # 3 true views < K = 4: the memory holds them, completed with 1 generated chunk-0 frame
+    assert all(any(a["kind"] == "memory" and a["views"] == 3 for a in r["adaptations"])
+               for r in mrecords if r["method"] == "everanimate")
+    with pytest.raises(ConfigError, match="references"):
+        config(tmp_path, data, references="all")
