@@ -1,7 +1,8 @@
 """``vae_roundtrip``: the ground truth through the Wan VAE with Wan-Animate's pixel carry-over, no generator.
 
-The paper's Finding 1 isolated: how much quality a rollout loses from VAE round trips of the carried-over
-frames alone. Chunks follow Wan-Animate's geometry (``chunk_frames`` 77, carry ``refert_num`` frames; chunk
+A lower bound on what VAE round trips cost a rollout, **not** the paper's Finding 1: fresh ground truth
+re-enters every chunk (only the ``refert_num`` carried frames have been through the VAE before), so errors
+cannot compound the way they do when a generator's own decoded output is re-encoded chunk after chunk. Chunks follow Wan-Animate's geometry (``chunk_frames`` 77, carry ``refert_num`` frames; chunk
 ``c`` covers ground-truth frames ``[c (77 - r), + 77)``; later chunks drop their first ``r`` frames).
 
 What is round-tripped, exactly, per chunk ``c``:
@@ -47,7 +48,8 @@ class VAERoundTripConfig:
 class VAERoundTrip(Animator):
     name = "vae_roundtrip"
     version = "1"
-    description = "ground truth through the Wan VAE per chunk, carry-over frames decoded and re-encoded"
+    description = "ground truth through the Wan VAE per chunk, carry-over frames decoded and re-encoded (ground " \
+                  "truth re-enters every chunk: a lower bound on VAE loss, not the paper's Finding 1)"
 
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)

@@ -33,7 +33,8 @@ METHODS: dict[str, Entry] = {
                          "Wan2.2-Animate long-video loop: decoded frames re-encoded into the next segment",
                          "weights (lab: shipped small models)"),
     "vae_roundtrip": Entry("baselines.vae_roundtrip:VAERoundTrip",
-                           "ground truth through the VAE with the carry-over decoded and re-encoded per chunk",
+                           "ground truth through the VAE, carry-over decoded and re-encoded per chunk; ground truth "
+                           "re-enters every chunk, so a lower bound on VAE loss (not the paper's Finding 1)",
                            "VAE weights (lab: shipped small VAE)"),
     "unianimate_dit": Entry("baselines.unianimate_dit:UniAnimateDiT", "UniAnimate-DiT via its official code",
                             "official checkout + weights"),

@@ -81,3 +81,14 @@ def test_bad_inputs(tmp_path, run):
     info = method.model_info()
     assert info["vae"]["trained"] is False and "untrained" in info["description"]
     assert method.capabilities().overlap_frames == 1 and method.capabilities().can_resume
+
+
+def test_named_for_what_it_is_a_lower_bound_not_finding_1(capsys):
+    from bench.cli import main
+    from bench.registry import methods
+
+    for text in (methods()["vae_roundtrip"].summary, VAERoundTrip.description):
+        assert "lower bound" in text and "not the paper's Finding 1" in text and "re-enters every chunk" in text
+    assert main(["ls", "--methods"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("vae_roundtrip"))
+    assert "lower bound on VAE loss" in line
