@@ -7,8 +7,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "peft", "numpy", "av", "lpips", "pytorch-fid",
-            "torchmetrics", "everanimate-bench")
+PACKAGES = ("torch", "torchvision", "diffusers", "transformers", "peft", "accelerate", "safetensors", "numpy", "av",
+            "opencv-python-headless", "numba", "lpips", "pytorch-fid", "torchmetrics", "onnxruntime",
+            "everanimate-bench")
 
 
 @functools.lru_cache(maxsize=1)

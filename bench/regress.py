@@ -275,6 +275,28 @@ def provenance_notes(golden: dict, fresh: FreshRun) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ command
+CONSTRAINTS = Path("constraints") / "golden.txt"
+
+
+def version_lines(fresh: FreshRun, golden: dict | None) -> list[str]:
+    """The library versions this run used, and those that differ from the golden file's (numerics move with
+    them: e.g. a diffusers release changed Wan-Animate's motion-encoder casting). Packages the golden did not
+    record are not compared."""
+    now = {k: v for k, v in (fresh.provenance.get("packages") or {}).items() if k != "everanimate-bench"}
+    lines = ["versions: " + ", ".join(f"{k} {v}" for k, v in now.items() if v)]
+    if golden is None:
+        return lines
+    recorded = (golden.get("provenance") or {}).get("packages") or {}
+    differ = [f"{k} {recorded[k]} -> {now[k]}" for k in now if k in recorded and recorded[k] != now[k]]
+    if differ:
+        lines.append(f"versions differ from the golden file's (golden -> now): {', '.join(differ)}")
+        lines.append(f"  the goldens' environment: pip install -e \".[dev]\" -c {CONSTRAINTS.as_posix()} (numbers may "
+                     "move with these libraries alone)")
+    elif recorded:
+        lines.append("versions: same as the golden file's")
+    return lines
+
+
 def spec_from_args(args) -> RegressionSpec:
     spec = DEFAULT_SPEC
     changes = {}
@@ -307,6 +329,8 @@ def regress(spec: RegressionSpec, golden_path: Path, update: bool = False, keep:
             print(f"kept the regression run's results folder: {work}", file=out)
         else:
             shutil.rmtree(work, ignore_errors=True)
+    for line in version_lines(fresh, golden):
+        print(line, file=out)
     if fresh.failures:
         print(f"\n{len(fresh.failures)} cell(s) FAILED to run:", file=out)
         for method, sample, message in fresh.failures:
