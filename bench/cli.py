@@ -250,7 +250,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="re-score stored rollouts (no generation), or score one video pair",
                        description="Without --gt/--pred: re-score the stored rollouts of a run configuration "
                                    "(same options as `run`; nothing is generated). With --gt GT.mp4 --pred PRED.mp4: "
-                                   "score one pair with the full protocol and print JSON.")
+                                   "score one pair with the full protocol and print a summary table (--json: the JSON).")
     pair_mode = command == "score" and any(a.split("=")[0] in ("--gt", "--pred") for a in argv)
     if pair_mode:
         from bench.metrics import pair
