@@ -9,6 +9,10 @@ Identity arguments (all change pixels, all go into the rollout key)::
     lora_scale = 1.0, tiny_seed = 0, dtype = None ("bfloat16" with model_dir, else "float32")
     chunk_frames = 77, overlap_frames = 4, steps = 20, shift = 5.0, n_memory = 4, seed_stride = 42,
     clip_source = "previous_frame", flag_motion_mask = False, prompt = Wan-Animate's default
+
+Sampling runs on the release's sigma grid (``rfm.sampling_sigmas``; ``model_info()["sigmas"]``). The identity
+memory uses the reference views the request gives (``request.n_references``: 1 under the default
+single-reference protocol) and is completed from generated chunk 0 when they are fewer than K.
 """
 from __future__ import annotations
 
