@@ -215,13 +215,16 @@ class WanAnimate(Animator):
 
     @torch.no_grad()
     def start(self, request: AnimationRequest) -> WanAnimateState:
-        from bench.models.wan import DEFAULT_PROMPT, clip_image_features, encode_prompt, reference_condition, reference_pixels
+        from bench.models.wan import (DEFAULT_PROMPT, clip_image_features, encode_prompt, pixel_multiple,
+                                      reference_condition, reference_pixels)
 
         # 1. Input checks.
         self._require_loaded()
-        if request.height % 16 or request.width % 16:
-            raise ConfigError(f"wan_animate: height and width must be divisible by 16, got {request.height}x{request.width}",
-                              fix="ask for a size divisible by 16 (e.g. 64x64, 480x832)")
+        multiple = pixel_multiple(self.components)
+        if request.height % multiple or request.width % multiple:
+            raise ConfigError(f"wan_animate: height and width must be divisible by {multiple} (VAE factor x patch), "
+                              f"got {request.height}x{request.width}",
+                              fix=f"ask for a size divisible by {multiple} (e.g. 64x64, 480x832)")
         references = request.references()
         if not references:
             raise MethodError(f"wan_animate: sample {request.sample.id} has no reference image",
@@ -244,8 +247,8 @@ class WanAnimate(Animator):
     def step(self, state: WanAnimateState, chunk: ChunkInput) -> tuple[np.ndarray, WanAnimateState]:
         from diffusers.utils.torch_utils import randn_tensor
 
-        from bench.models.wan import (carry_condition, pixels_to_unit, pose_latents, reuse_face_motion, unit_to_uint8,
-                                      vae_decode, video_pixels)
+        from bench.models.wan import (carry_condition, latent_channels, latent_frames, pixels_to_unit, pose_latents,
+                                      reuse_face_motion, unit_to_uint8, vae_decode, vae_spatial_factor, video_pixels)
 
         # 1. Input checks: the harness plan must be this method's segment plan.
         cfg, comps, device = self.config, self.components, self.device
@@ -280,8 +283,8 @@ class WanAnimate(Animator):
         condition = torch.cat([state.reference, carry], dim=2)
 
         # 4. Denoise from fresh noise (the generator continues from the previous segment).
-        latent_frames = (L - 1) // 4 + 1
-        shape = (1, 16, latent_frames + 1, H // 8, W // 8)
+        f = vae_spatial_factor(comps.vae)
+        shape = (1, latent_channels(comps.vae), latent_frames(comps.vae, L) + 1, H // f, W // f)
         latents = randn_tensor(shape, generator=state.generator, device=torch.device(device), dtype=torch.float32)
         self.scheduler.set_timesteps(cfg.steps, device=device)
         with reuse_face_motion(comps.transformer, face):

@@ -36,6 +36,12 @@ METHODS: dict[str, Entry] = {
                            "ground truth through the VAE, carry-over decoded and re-encoded per chunk; ground truth "
                            "re-enters every chunk, so a lower bound on VAE loss (not the paper's Finding 1)",
                            "VAE weights (lab: shipped small VAE)"),
+    "oracle_pixel_carry": Entry("baselines.carry_oracles:OraclePixelCarry",
+                                "oracle (Finding 1): person from GT, room carried as decoded pixels re-encoded per chunk",
+                                "VAE weights (lab: shipped small VAE)"),
+    "oracle_latent_carry": Entry("baselines.carry_oracles:OracleLatentCarry",
+                                 "oracle (Finding 1): person from GT, room carried as a latent encoded once (PLP)",
+                                 "VAE weights (lab: shipped small VAE)"),
     "unianimate_dit": Entry("baselines.unianimate_dit:UniAnimateDiT", "UniAnimate-DiT via its official code",
                             "official checkout + weights"),
     "one_to_all": Entry("baselines.one_to_all:OneToAll", "One-to-All Animation via its official code",

@@ -192,9 +192,13 @@ class EverAnimate(Animator):
     def _check_request(self, request: AnimationRequest) -> None:
         if self.sampler is None:
             raise MethodError("everanimate: load() was not called", fix="call animator.load(device) first")
-        if request.height % 16 or request.width % 16:
-            raise ConfigError(f"everanimate: {request.width}x{request.height} is not a multiple of 16",
-                              fix="use a size divisible by 16 (VAE 8x and patch 2x), e.g. 64x64 or 832x480")
+        from bench.models.wan import pixel_multiple
+
+        multiple = pixel_multiple(self.sampler.c)
+        if request.height % multiple or request.width % multiple:
+            raise ConfigError(f"everanimate: {request.width}x{request.height} is not a multiple of {multiple}",
+                              fix=f"use a size divisible by {multiple} (the VAE's spatial factor x the DiT's patch), "
+                                  "e.g. 64x64 or 832x480")
         if request.n_frames > request.sample.n_frames and request.pose_padding == "error":
             raise DataError(f"sample {request.sample.id} has {request.sample.n_frames} pose frames, "
                             f"{request.n_frames} requested", fix="ask for a shorter duration or pass "

@@ -63,14 +63,17 @@ def apply_affine(image: np.ndarray, params: tuple[float, float, float]) -> np.nd
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY,) * 3)
 
 
-def check_sample(sample: Sample, cfg: DataConfig) -> None:
+def check_sample(sample: Sample, cfg: DataConfig, multiple: int | None = None) -> None:
+    """Enough frames for one training example; with ``multiple`` (the VAE's spatial factor times the DiT's
+    patch, ``bench.models.wan.pixel_multiple``) also a frame size the model can take."""
     if sample.n_frames < cfg.span:
         raise DataError(f"training sample {sample.id} has {sample.n_frames} frames, a training example needs "
                         f"{cfg.span} (context {cfg.context_frames} + target {cfg.target_frames} - overlap "
                         f"{cfg.overlap_frames})", fix="use longer clips (data.n_frames) or shorter windows")
-    if sample.height % 16 or sample.width % 16:
-        raise DataError(f"training sample {sample.id} is {sample.width}x{sample.height}, not a multiple of 16",
-                        fix="crop or resize the training videos to a multiple of 16")
+    if multiple and (sample.height % multiple or sample.width % multiple):
+        raise DataError(f"training sample {sample.id} is {sample.width}x{sample.height}, not a multiple of {multiple} "
+                        "(the VAE's spatial factor times the DiT's patch)",
+                        fix=f"crop or resize the training videos to a multiple of {multiple}")
 
 
 def build_example(sample: Sample, rng: np.random.Generator, cfg: DataConfig, stage: int,

@@ -195,6 +195,7 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    from bench.models import wan
     from everanimate.lora import lora_parameters, save_lora
 
     # 1. inputs checked before any model is built
@@ -210,6 +211,8 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
     torch.manual_seed(config.seed)
     components = build_components(config)
+    for s in samples:
+        check_sample(s, config.data, wan.pixel_multiple(components))
     lora_info = attach_lora(components.transformer, config)
     if config.gradient_checkpointing:
         components.transformer.enable_gradient_checkpointing()

@@ -99,12 +99,13 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     """Both lab training commands, a few steps each, on two lab train clips: real folders that load."""
     cache = str(tmp_path / "cache")
     vae_log = training.train_vae(training.config_with(training.VaeTrainConfig, [
-        f"out={tmp_path / 'vae'}", "phases=[[5, 2, 1, 0.004], [9, 1, 1, 0.002]]", "clips=10", "stats_frames=16",
+        f"out={tmp_path / 'vae'}", "phases=[[5, 2, 1, 0.004, 32], [9, 1, 1, 0.002, 64]]", "clips=10", "stats_frames=16",
         f"cache_root={cache}"]),
         progress=False)
-    assert vae_log["steps"] == 2 and len(vae_log["latents_std"]) == 16
+    assert vae_log["steps"] == 2 and len(vae_log["latents_std"]) == 16 and vae_log["lab_version"] == "lab/2"
     vae_cfg = json.loads((tmp_path / "vae/config.json").read_text())
-    assert vae_cfg["latents_std"] == pytest.approx(vae_log["latents_std"]) and vae_cfg["dim_mult"] == [1, 2, 2, 2]
+    assert vae_cfg["latents_std"] == pytest.approx(vae_log["latents_std"]) and vae_cfg["dim_mult"] == [1, 2, 2]
+    assert (vae_cfg["scale_factor_spatial"], vae_cfg["scale_factor_temporal"]) == (4, 4)
     base_log = training.train_base(training.config_with(training.BaseTrainConfig, [
         f"out={tmp_path / 'base'}", f"vae={tmp_path / 'vae'}", "steps=2", "clips=2", "windows_per_clip=1",
         "batch_size=1", "chunk_frames=9", f"cache_root={cache}"]), progress=False)
@@ -112,6 +113,7 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     comps = wan.load_components(tmp_path / "base", dtype=torch.float32)
     assert comps.trained and comps.config == training.lab_architecture()
     assert comps.transformer.config.num_layers == 4 and comps.vae.config.latents_std == vae_cfg["latents_std"]
+    assert wan.vae_spatial_factor(comps.vae) == 4 and tuple(comps.transformer.config.patch_size) == (1, 4, 4)
 
 
 @pytest.mark.skipif(not SHIPPED, reason="the lab models are not shipped in this checkout")
@@ -121,7 +123,7 @@ def test_shipped_lab_models_verify_and_fit_the_budget():
     names = sorted({rel.rsplit("/", 1)[0] for rel in manifest["files"] if "/" in rel})
     shipped.verify_lab_models(names, root=REPO / "models/lab")
     comps = wan.load_components(REPO / "models/lab/wan_animate_base", dtype=torch.float32)
-    assert comps.trained and comps.config == training.lab_architecture()
+    assert comps.trained and comps.config.num_layers == comps.transformer.config.num_layers == 4
 
 
 @pytest.mark.skipif(not SHIPPED, reason="the lab models are not shipped in this checkout")

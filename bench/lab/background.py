@@ -1,8 +1,12 @@
-"""Static, detailed backgrounds: a room (wall gradient, floor with perspective tiles), furniture-like shapes,
-posters, and per-pixel high-frequency texture, so VAE round trips visibly degrade it.
+"""Static, detailed backgrounds: a room (wall gradient, wallpaper, floor with perspective tiles), furniture-like
+shapes and posters. Shapes are placed in relative coordinates, so every size shows the same scene.
 
-Shapes are placed in relative coordinates, so every size shows the same scene; the fine texture is drawn
-per pixel at the target size. No anti-aliasing (identical pixels across OpenCV builds).
+* ``lab/1``: drawn at the target size without anti-aliasing, fine wallpaper stripes and per-pixel grain
+  (detail at the pixel grid that a small VAE cannot represent; kept only to read lab v1 data).
+* ``lab/2``: drawn at ``SUPERSAMPLE`` times the target size with integer OpenCV primitives, then averaged
+  over each ``SUPERSAMPLE x SUPERSAMPLE`` block in float64 (deterministic anti-aliasing). No per-pixel
+  noise; the finest period is about 6 px at lab-64 (wallpaper, poster stripes), so a small VAE can
+  represent the room and still loses a little of it on every round trip.
 """
 from __future__ import annotations
 
@@ -20,8 +24,18 @@ def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.int32)
 
 
-def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """An ``(H, W, 3) uint8`` background drawn from ``rng``."""
+SUPERSAMPLE = 4
+"""lab/2 draws at 4x the target size and box-filters down."""
+
+
+def render_background(rng: np.random.Generator, height: int, width: int, version: str = "lab/1") -> np.ndarray:
+    """An ``(H, W, 3) uint8`` background drawn from ``rng`` by the renderer of ``version``."""
+    if version == "lab/2":
+        return _render_background_v2(rng, height, width)
+    return _render_background_v1(rng, height, width)
+
+
+def _render_background_v1(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     colors = _palette(rng, 8)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     fy, fx = yy / height, xx / width
@@ -73,3 +87,60 @@ def render_background(rng: np.random.Generator, height: int, width: int) -> np.n
     # per-pixel grain (the high-frequency detail a VAE smooths away)
     grain = rng.integers(-14, 15, size=(height, width, 1), dtype=np.int16)
     return np.clip(img.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+
+
+def _render_background_v2(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    s = SUPERSAMPLE
+    H, W = height * s, width * s
+    colors = _palette(rng, 8)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    fy, fx = (yy + 0.5) / H, (xx + 0.5) / W
+    horizon = HORIZON_Y * H
+
+    wall_top, wall_bottom = colors[0], (colors[0] * 0.55 + colors[1] * 0.45)
+    img = wall_top[None, None] * (1 - fy[..., None]) + wall_bottom[None, None] * fy[..., None]
+    img = img * (0.85 + 0.3 * fx[..., None])  # light from one side
+    # wallpaper: soft diagonal waves with a period of 0.09-0.15 frame heights (about 6-10 px at lab-64)
+    period = rng.uniform(0.09, 0.15) * H
+    angle = rng.uniform(0.3, 1.2)
+    phase = (xx * np.cos(angle) + yy * np.sin(angle)) / period
+    img += 16.0 * np.sin(2 * np.pi * phase)[..., None]
+
+    floor = fy >= HORIZON_Y
+    depth = np.clip((fy - HORIZON_Y) / (1 - HORIZON_Y), 1e-3, 1.0)
+    u = (fx - 0.5) / depth * 3.0
+    v = 1.2 / depth
+    checker = (np.floor(u).astype(int) + np.floor(v).astype(int)) % 2
+    floor_rgb = np.where(checker[..., None] == 1, colors[2][None, None], colors[3][None, None]) * (0.6 + 0.4 * depth[..., None])
+    img = np.where(floor[..., None], floor_rgb, img)
+    img = np.ascontiguousarray(np.clip(img, 0, 255).astype(np.uint8))
+    line_w = max(s, int(round(0.02 * H)))
+    cv2.line(img, (0, int(round(horizon))), (W - 1, int(round(horizon))), tuple(int(c) for c in colors[4] // 2),
+             line_w, cv2.LINE_8)
+
+    min_step = 3 * s  # poster stripes no finer than a 6 px period at lab-64
+    for i in range(int(rng.integers(5, 9))):
+        kind = int(rng.integers(0, 3))
+        cx, cy = rng.uniform(0.02, 0.98), rng.uniform(0.08, HORIZON_Y + 0.05)
+        sw, sh = rng.uniform(0.08, 0.22), rng.uniform(0.08, 0.26)
+        color = tuple(int(c) for c in colors[4 + i % 4] * rng.uniform(0.6, 1.1) % 256)
+        p0 = (int(round((cx - sw / 2) * W)), int(round((cy - sh / 2) * H)))
+        p1 = (int(round((cx + sw / 2) * W)), int(round((cy + sh / 2) * H)))
+        if kind == 0:
+            cv2.rectangle(img, p0, p1, color, -1, cv2.LINE_8)
+            inner = tuple(int(c) ^ 0x60 for c in color)
+            step = max(2 * min_step, (p1[1] - p0[1]) // 3)
+            for y in range(p0[1] + step // 2, p1[1] - step // 4, step):
+                cv2.rectangle(img, (p0[0], y), (p1[0], y + step // 2 - 1), inner, -1, cv2.LINE_8)
+        elif kind == 1:
+            center = (int(round(cx * W)), int(round(cy * H)))
+            axes = (max(s, int(sw * W / 2)), max(s, int(sh * H / 2)))
+            cv2.ellipse(img, center, axes, 0, 0, 360, color, -1, cv2.LINE_8)
+            cv2.ellipse(img, center, (max(s, axes[0] // 2), max(s, axes[1] // 2)), 0, 0, 360,
+                        tuple(255 - c for c in color), -1, cv2.LINE_8)
+        else:
+            pts = np.array([[cx + rng.uniform(-sw, sw), cy + rng.uniform(-sh, sh)] for _ in range(3)])
+            cv2.fillConvexPoly(img, np.round(pts * [W, H]).astype(np.int32), color, cv2.LINE_8)
+
+    blocks = img.reshape(height, s, width, s, 3).astype(np.float64).mean(axis=(1, 3))
+    return np.ascontiguousarray(np.clip(np.floor(blocks + 0.5), 0, 255).astype(np.uint8))

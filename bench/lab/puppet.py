@@ -171,12 +171,19 @@ def _scaled(c, f):
     return tuple(int(min(255, round(x * f))) for x in c)
 
 
-def build_textures(app: Appearance, height: int) -> np.ndarray:
-    """``(n_textures, S, S, 3)`` with S the power of two >= the frame size; texture centre = anchor point."""
+MIN_PERIOD_PX_V2 = 5.0
+"""lab/2: clothing patterns no finer than a 5 px period (4 px for the back diagonals) at any size."""
+
+
+def build_textures(app: Appearance, height: int, version: str = "lab/1") -> np.ndarray:
+    """``(n_textures, S, S, 3)`` with S the power of two >= the frame size; texture centre = anchor point.
+    ``lab/2`` scales the pattern period by 2.2 (at least ``MIN_PERIOD_PX_V2``) and widens hair streaks, so no
+    clothing or hair detail sits at the pixel grid."""
+    v2 = version == "lab/2"
     size = 1 << int(np.ceil(np.log2(max(height, 8))))
     size = max(size, 1 << int(np.ceil(np.log2(max(height, 8)))))
     tex = np.zeros((len(TEXTURES), size, size, 3), np.uint8)
-    period = app.pattern_period * height
+    period = max(MIN_PERIOD_PX_V2, 2.2 * app.pattern_period * height) if v2 else app.pattern_period * height
     c = size // 2
     unit = height  # pixels per frame height
     front = _pattern(app.shirt_pattern, size, period, app.shirt, _mix(app.shirt, app.accent, 0.6))
@@ -197,7 +204,7 @@ def build_textures(app: Appearance, height: int) -> np.ndarray:
 
     back = np.empty_like(front)
     back[:] = _scaled(app.shirt, 0.9)
-    band = max(1, int(round(0.04 * unit)))
+    band = max(2 if v2 else 1, int(round(0.04 * unit)))
     if app.back_pattern == "band":
         back[c - band: c + band] = app.accent
     elif app.back_pattern == "cross":
@@ -221,8 +228,12 @@ def build_textures(app: Appearance, height: int) -> np.ndarray:
     tex[TX["skin_far"]] = _scaled(app.skin, 0.82)
     hair = np.empty((size, size, 3), np.uint8)
     hair[:] = app.hair
-    streak = max(2, int(round(0.012 * unit)))
-    hair[:, ::streak] = _scaled(app.hair, 1.25) if sum(app.hair) < 300 else _scaled(app.hair, 0.8)
+    streak_color = _scaled(app.hair, 1.25) if sum(app.hair) < 300 else _scaled(app.hair, 0.8)
+    if v2:
+        streak = max(5, int(round(0.05 * unit)))
+        hair[:, (np.arange(size) % streak) < streak // 2] = streak_color
+    else:
+        hair[:, ::max(2, int(round(0.012 * unit)))] = streak_color
     tex[TX["hair"]] = hair
     tex[TX["shoe"]] = app.shoes
     tex[TX["eye"]] = app.eyes
@@ -391,10 +402,10 @@ class Puppet:
     """Draws one identity over one background at one size. ``draw(posed, i)`` returns the RGB frame, the person
     mask and keypoint confidences (1 visible, 0 occluded / turned away / out of frame)."""
 
-    def __init__(self, app: Appearance, background: np.ndarray):
+    def __init__(self, app: Appearance, background: np.ndarray, version: str = "lab/1"):
         self.app = app
         self.height, self.width = background.shape[:2]
-        self.textures = build_textures(app, self.height)
+        self.textures = build_textures(app, self.height, version)
         size = self.textures.shape[1]
         self.textures[TX["bg"], : self.height, : self.width] = background
         self._background = np.ascontiguousarray(background)

@@ -8,7 +8,12 @@ from dataclasses import asdict, dataclass
 from bench.errors import ConfigError
 
 LAB_VERSION = "lab/1"
-"""Bumped whenever the renderer's pixels change; part of every cache key and expected hash."""
+"""The default renderer version; bumped whenever the renderer's pixels change; part of every cache key and
+expected hash."""
+
+LAB_VERSIONS = ("lab/1", "lab/2")
+"""Renderers this code can draw. ``lab/2`` (no per-pixel grain, anti-aliased room, no detail finer than about
+5 px at lab-64) is what the lab v2 models train on; it becomes the default when they ship."""
 
 LAB_FPS = 25
 
@@ -59,8 +64,8 @@ class LabSpec:
                               fix="pass e.g. n_frames=250 (10 s at 25 fps)")
         if self.fps != LAB_FPS:
             raise ConfigError(f"lab clips are rendered at {LAB_FPS} fps, got {self.fps}", fix=f"use fps={LAB_FPS}")
-        if self.version != LAB_VERSION:
-            raise ConfigError(f"lab spec version {self.version!r} is not this renderer's {LAB_VERSION!r}",
+        if self.version not in LAB_VERSIONS:
+            raise ConfigError(f"lab spec version {self.version!r} is not one of this renderer's {LAB_VERSIONS}",
                               fix="regenerate the lab manifest with this version of bench (python -m bench lab manifest)")
 
     @property

@@ -2,7 +2,7 @@
 with the expected pixel hash of each lab-64 render). ``train``: many short clips from disjoint seeds."""
 from __future__ import annotations
 
-from bench.lab.spec import LabSpec
+from bench.lab.spec import LAB_VERSION, LabSpec
 
 TEST_SEEDS = (1001, 1002, 1003, 1004)
 TEST_FRAMES = 2250  # 90 s at 25 fps
@@ -20,13 +20,14 @@ def test_specs(size: str = "lab-64", n_frames: int = TEST_FRAMES) -> list[tuple[
 
 
 def train_specs(n_clips: int = TRAIN_CLIPS, size: str = "lab-64", n_frames: int = TRAIN_FRAMES,
-                first: int = 0) -> list[tuple[str, LabSpec]]:
+                first: int = 0, version: str = LAB_VERSION) -> list[tuple[str, LabSpec]]:
     """Clips ``first .. first + n_clips - 1`` of the (unbounded) train split; seeds never overlap the test seeds."""
     if n_frames < 162:
         from bench.errors import ConfigError
 
         raise ConfigError(f"train clips need >= 162 frames, got {n_frames}", fix="use --frames 162 or more")
-    return [(f"lab-train-{i:05d}", LabSpec(seed=TRAIN_SEED_BASE + i, size=size, n_frames=n_frames))
+    return [(f"lab-train-{i:05d}", LabSpec(seed=TRAIN_SEED_BASE + i, size=size, n_frames=n_frames,
+                                                             version=version))
             for i in range(first, first + n_clips)]
 
 

@@ -33,16 +33,25 @@ from bench.errors import ConfigError, DataError, WeightsError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+LAB_MODELS_VERSION = "lab/2"
+"""The renderer version the lab model training commands render their train split with."""
+
+
 def lab_architecture():
-    """The lab model's architecture (``WanComponentsConfig``): 4 DiT layers of 4 x 32, FFN 512, face crops of
-    16 x 16 (lab-64's face size), VAE base 8 with channel multipliers 1, 2, 2, 2."""
+    """The lab v2 models' architecture (``WanComponentsConfig``): a VAE with 4x spatial and 4x temporal
+    compression (base 16, multipliers 1-2-2, 16 latent channels: 64x64 frames -> 16x16 latents, dense enough
+    for the lab's detail; Wan2.2's residual up / down blocks, whose parameter-free shortcuts learned about
+    10x faster per step on lab frames than the plain blocks), DiT patches of (1, 4, 4) (16x16 latents -> 4x4 tokens per slice, lab v1's token
+    count), 4 layers of 4 x 64 (a 256-wide stream for the 256 latent values of a patch), FFN 1024, face crops
+    of 16 x 16 (lab-64's face size)."""
     from bench.models.wan import WanComponentsConfig
 
-    return WanComponentsConfig(num_layers=4, num_heads=4, head_dim=32, ffn_dim=512, freq_dim=64, text_dim=64,
+    return WanComponentsConfig(num_layers=4, num_heads=4, head_dim=64, ffn_dim=1024, freq_dim=64, text_dim=64,
                                text_tokens=16, inject_face_every=2, motion_encoder_size=16, motion_channels=32,
                                motion_style_dim=64, motion_dim=16, motion_encoder_dim=64, face_hidden_dim=64,
                                face_heads=2, clip_hidden=64, clip_layers=2, clip_heads=2, clip_image_size=32,
-                               clip_patch=8, vae_base_dim=8, vae_dim_mult=(1, 2, 2, 2))
+                               clip_patch=8, vae_base_dim=16, vae_dim_mult=(1, 2, 2), vae_z_dim=16,
+                               vae_temporal_downsample=(True, True), vae_residual=True, patch_size=(1, 4, 4))
 
 
 def _warmup_cosine(opt, warmup: int, steps: int):
@@ -61,13 +70,16 @@ class VaeTrainConfig:
     dataset: str = "lab-train"
     cache_root: str = ".cache/bench"
     clips: int = 256
-    # phases of (clip frames, batch, steps, lr), each with a fresh AdamW and a warmup + cosine schedule: short
-    # clips first (the first frame alone + one temporal group: fast to learn), then longer ones so the decoder's
-    # causal caches are trained over the many slices of a 77-frame chunk
-    phases: tuple[tuple[int, int, int, float], ...] = ((5, 8, 900, 4e-3), (13, 4, 500, 2e-3), (33, 2, 300, 1e-3))
+    # phases of (clip frames, batch, steps, lr, crop side), each with a fresh AdamW and a warmup + cosine
+    # schedule: short clips on random 32x32 crops first (the VAE is convolutional: 4x the samples per second),
+    # then whole 64x64 frames of longer clips so the decoder's causal caches and the middle attention are
+    # trained over the many slices of a 77-frame chunk
+    phases: tuple[tuple[int, int, int, float, int], ...] = ((5, 16, 1200, 2e-3, 32), (13, 4, 600, 1e-3, 64),
+                                                            (33, 2, 250, 5e-4, 64))
     kl_weight: float = 1e-7  # the latents are used as posterior modes (argmax), as the Wan pipeline encodes
     seed: int = 0
     checkpoint_every: int = 100
+    eval_every: int = 300  # held-out 77-frame PSNR logged along the way
     stats_frames: int = 512  # frames encoded to standardise the latents (latents_mean / latents_std)
 
 
@@ -81,10 +93,14 @@ class BaseTrainConfig:
     windows_per_clip: int = 2
     chunk_frames: int = 77  # lab segments as Wan-Animate's: 77 frames -> 20 latent slices
     first_segment_p: float = 0.2  # no carried frame (segment 0 of a rollout)
+    # windows with a carried frame see a blurred, colour-shifted reference with this probability, so the exact
+    # room and the current look must come from the carried frame (Wan-Animate continues from its carried
+    # frames; a base that copies the room from the reference slot cannot show carry-over drift)
+    reference_degrade_p: float = 0.5
     pose_dropout_p: float = 0.05
     batch_size: int = 4
-    steps: int = 1200
-    lr: float = 1e-3
+    steps: int = 1800
+    lr: float = 6e-4
     warmup: int = 50
     shift: float = 5.0
     seed: int = 0
@@ -101,7 +117,7 @@ def _train_samples(dataset: str, clips: int, cache_root: str, progress: bool):
     from bench.datasets import _render_lab
     from bench.lab.splits import TRAIN_FRAMES, train_specs
 
-    specs = train_specs(n_clips=clips, size="lab-64", n_frames=TRAIN_FRAMES)
+    specs = train_specs(n_clips=clips, size="lab-64", n_frames=TRAIN_FRAMES, version=LAB_MODELS_VERSION)
     return _render_lab([(sid, spec, None) for sid, spec in specs], Path(cache_root), progress)
 
 
@@ -133,14 +149,20 @@ def _load_checkpoint(path: Path, digest: str) -> dict | None:
 # VAE
 # --------------------------------------------------------------------------------------------------------------
 def build_vae(arch=None, latents_mean=None, latents_std=None):
-    from diffusers import AutoencoderKLWan
+    from bench.models.wan import build_vae as build
 
-    arch = arch or lab_architecture()
-    kwargs = {}
-    if latents_mean is not None:
-        kwargs = {"latents_mean": [float(v) for v in latents_mean], "latents_std": [float(v) for v in latents_std]}
-    return AutoencoderKLWan(base_dim=arch.vae_base_dim, z_dim=16, dim_mult=list(arch.vae_dim_mult), num_res_blocks=1,
-                            temperal_downsample=[False, True, True], **kwargs)
+    return build(arch or lab_architecture(), latents_mean, latents_std)
+
+
+@torch.no_grad()
+def _held_out_psnr(vae, clips: np.ndarray) -> float:
+    """PSNR (dB, float64 over [0, 255] after rounding) of ``vae`` reconstructing the first 77 frames of each clip."""
+    vae.eval()
+    held = torch.stack([_pixels(c[:77]) for c in clips])
+    recon = vae.decode(vae.encode(held).latent_dist.mode()).sample
+    a = ((recon.clamp(-1, 1) + 1) * 127.5).round().double()
+    b = ((held + 1) * 127.5).round().double()
+    return round(float(10 * np.log10(255.0 ** 2 / max((a - b).square().mean().item(), 1e-12))), 3)
 
 
 def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> dict:
@@ -164,16 +186,16 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         return int(np.searchsorted(bounds, at, side="right") - 1)
 
     def optimizer_for(phase: int):
-        _, _, steps, lr = cfg.phases[phase]
+        steps, lr = cfg.phases[phase][2:4]
         warm = 50 if phase == 0 else 20
         opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
         return opt, _warmup_cosine(opt, warm, steps)
 
-    step, losses = 0, []
+    step, losses, evals = 0, [], []
     ckpt_path = out / "checkpoint.pt"
     blob = _load_checkpoint(ckpt_path, digest)
     if blob:
-        step, losses = blob["step"], blob["losses"]
+        step, losses, evals = blob["step"], blob["losses"], blob.get("evals", [])
         vae.load_state_dict(blob["model"])
     opt, sched = optimizer_for(phase_of(step))
     if blob:
@@ -189,10 +211,13 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         phase = phase_of(step)
         if step == bounds[phase] and step > 0:
             opt, sched = optimizer_for(phase)
-        frames_per_clip, batch_size = int(cfg.phases[phase][0]), int(cfg.phases[phase][1])
+        frames_per_clip, batch_size, crop = (int(cfg.phases[phase][k]) for k in (0, 1, 4))
         idx = rng.integers(n_clips, size=batch_size)
         starts = rng.integers(n_frames - frames_per_clip + 1, size=batch_size)
-        batch = torch.stack([_pixels(frames[i, s:s + frames_per_clip]) for i, s in zip(idx, starts)])
+        ys = rng.integers(frames.shape[2] - crop + 1, size=batch_size)
+        xs = rng.integers(frames.shape[3] - crop + 1, size=batch_size)
+        batch = torch.stack([_pixels(frames[i, s:s + frames_per_clip, y:y + crop, x:x + crop])
+                             for i, s, y, x in zip(idx, starts, ys, xs)])
         if rng.random() < 0.5:
             batch = batch.flip(-1)
         posterior = vae.encode(batch).latent_dist
@@ -210,13 +235,17 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         step += 1
         losses.append(float(rec.item()))
         bar.update(1)
-        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}", phase=phase + 1)
+        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}", phase=phase + 1,
+                        psnr=f"{evals[-1][1]:.2f}" if evals else "-")
+        if step % cfg.eval_every == 0 or step == total:
+            evals.append((step, _held_out_psnr(vae, held_out[:2])))
+            vae.train()
         boundary = step in bounds
         if (step % cfg.checkpoint_every == 0 or boundary) and step < total:
             _save_checkpoint(ckpt_path, {"digest": digest, "model": vae.state_dict(),
                                          "optimizer": None if boundary else opt.state_dict(),
                                          "scheduler": None if boundary else sched.state_dict(),
-                                         "step": step, "losses": losses,
+                                         "step": step, "losses": losses, "evals": evals,
                                          "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
     bar.close()
     vae.eval().requires_grad_(False)
@@ -235,13 +264,11 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         final = build_vae(latents_mean=mean.tolist(), latents_std=std.tolist())
         final.load_state_dict(vae.state_dict())
         final.eval().requires_grad_(False)
-        held = torch.stack([_pixels(c[:77]) for c in held_out[:4]])
-        recon = final.decode(final.encode(held).latent_dist.mode()).sample.clamp(-1, 1)
-        mse = ((recon - held) / 2).square().mean().item()
-    psnr = 10 * np.log10(1.0 / max(mse, 1e-12))
+    psnr = _held_out_psnr(final, held_out[:4])
     final.save_pretrained(out)
     log = {"config": asdict(cfg), "digest": digest, "steps": step, "l1_last100": float(np.mean(losses[-100:])),
-           "held_out_psnr_db_77_frames": round(float(psnr), 2), "latents_mean": mean.tolist(), "latents_std": std.tolist(),
+           "held_out_psnr_db_77_frames": round(float(psnr), 2), "held_out_psnr_by_step": evals,
+           "lab_version": LAB_MODELS_VERSION, "latents_mean": mean.tolist(), "latents_std": std.tolist(),
            "params": int(sum(p.numel() for p in final.parameters()))}
     (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
     ckpt_path.unlink(missing_ok=True)
@@ -269,10 +296,12 @@ def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = T
         for _ in range(cfg.windows_per_clip):
             jobs.append((ci, int(rng.integers(0, s.n_frames - L + 1))))
     h, w = samples[0].height, samples[0].width
-    refs, clips = [], []
-    for s in samples:
+    refs, degraded, clips = [], [], []
+    for i, s in enumerate(samples):
         ref = s.references()[0]
         refs.append(wan.reference_condition(vae, wan.reference_pixels(components, ref, h, w)))
+        soft = degrade_reference(ref, np.random.default_rng([cfg.seed, i]))
+        degraded.append(wan.reference_condition(vae, wan.reference_pixels(components, soft, h, w)))
         clips.append(wan.clip_image_features(components, ref))
     no_carry = wan.carry_condition(vae, None, L, h, w, 1, known=False)
     x0, pose, carry, face = [], [], [], []
@@ -284,14 +313,26 @@ def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = T
         pose.append(wan.vae_encode(vae, torch.stack([_pixels(samples[ci].pose(st, st + L)) for ci, st in part])))
         carried = torch.cat([gt[:, :, :1], torch.zeros_like(gt[:, :, 1:])], dim=2)
         latents = wan.vae_encode(vae, carried)
-        mask = wan.i2v_mask(len(part), latents.shape[2], h // 8, w // 8, 1, latents.dtype, latents.device)
+        mask = wan.i2v_mask(len(part), *latents.shape[2:], 1, latents.dtype, latents.device,
+                            wan.vae_temporal_factor(vae))
         carry.append(torch.cat([mask, latents], dim=1))
         face.append(torch.from_numpy(np.stack([samples[ci].face(st, st + L) for ci, st in part])))
         bar.update(len(part))
     bar.close()
     return {"clip_index": torch.tensor([ci for ci, _ in jobs]), "start": torch.tensor([st for _, st in jobs]),
             "x0": torch.cat(x0), "pose": torch.cat(pose), "carry": torch.cat(carry), "face": torch.cat(face),
-            "no_carry": no_carry, "ref": torch.cat(refs), "clip": torch.cat(clips)}
+            "no_carry": no_carry, "ref": torch.cat(refs), "ref_degraded": torch.cat(degraded),
+            "clip": torch.cat(clips)}
+
+
+def degrade_reference(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The reference as a blurred (4x down, bilinear up), colour-shifted copy (per-channel gain 0.8-1.2)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    soft = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return np.clip(soft * rng.uniform(0.8, 1.2, 3)[None, None], 0, 255).round().astype(np.uint8)
 
 
 def base_batch(data: dict, idx: np.ndarray, rng: np.random.Generator, gen: torch.Generator, cfg: BaseTrainConfig):
@@ -301,12 +342,13 @@ def base_batch(data: dict, idx: np.ndarray, rng: np.random.Generator, gen: torch
 
     b = len(idx)
     ci = data["clip_index"][idx]
-    ref = data["ref"][ci]  # (B, 20, 1, h, w)
-    carry = data["carry"][idx].clone()
     first = torch.from_numpy(rng.random(b) < cfg.first_segment_p)
+    soft = torch.from_numpy(rng.random(b) < cfg.reference_degrade_p) & ~first
+    ref = torch.where(soft[:, None, None, None, None], data["ref_degraded"][ci], data["ref"][ci])  # (B, 4 + z, 1, h, w)
+    carry = data["carry"][idx].clone()
     carry[first] = data["no_carry"].expand(int(first.sum()), -1, -1, -1, -1)
     condition = torch.cat([ref, carry], dim=2)
-    x0 = torch.cat([ref[:, 4:], data["x0"][idx]], dim=2)
+    x0 = torch.cat([ref[:, -data["x0"].shape[1]:], data["x0"][idx]], dim=2)
     eps = torch.randn(x0.shape, generator=gen)
     sigma = rfm.sample_sigmas(b, gen, RFMConfig(shift=cfg.shift))
     noisy = rfm.noised(x0, eps, sigma)

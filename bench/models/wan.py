@@ -68,7 +68,9 @@ DOWNLOAD_FIX = (f"download it on a machine with internet (huggingface-cli downlo
 @dataclass(frozen=True)
 class WanComponentsConfig:
     """Architecture of randomly initialised (tiny / lab) components. The 14B model's values are in the
-    comments; everything else (patching, 16 latent channels, 4x/8x VAE compression) is the real layout."""
+    comments. The VAE's spatial factor is ``2 ** len(vae_temporal_downsample)`` (one 2x spatial step per
+    stage), its temporal factor ``2 ** sum(vae_temporal_downsample)``; every code path reads these, and the
+    latent channels, from the VAE's config, so a lab VAE of 4x spatial compression runs the 14B model's code."""
 
     num_layers: int = 2  # 40
     num_heads: int = 2  # 40
@@ -93,11 +95,20 @@ class WanComponentsConfig:
     clip_patch: int = 8  # 14
     vae_base_dim: int = 8  # 96
     vae_dim_mult: tuple[int, ...] = (1, 1, 1, 1)  # (1, 2, 4, 4)
+    vae_z_dim: int = 16  # 16
+    vae_temporal_downsample: tuple[bool, ...] = (False, True, True)  # (False, True, True): 8x spatial, 4x temporal
+    vae_residual: bool = False  # False; Wan2.2's TI2V VAE: True (parameter-free average / duplicate shortcuts)
+    patch_size: tuple[int, int, int] = (1, 2, 2)  # (1, 2, 2)
     shift: float = 5.0
     solver: str = "unipc"
 
     def __post_init__(self):
         object.__setattr__(self, "vae_dim_mult", tuple(int(m) for m in self.vae_dim_mult))
+        object.__setattr__(self, "vae_temporal_downsample", tuple(bool(d) for d in self.vae_temporal_downsample))
+        object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
+        if len(self.vae_dim_mult) != len(self.vae_temporal_downsample) + 1:
+            raise ConfigError(f"vae_dim_mult has {len(self.vae_dim_mult)} stages, vae_temporal_downsample "
+                              f"{len(self.vae_temporal_downsample)} steps", fix="give one more multiplier than steps")
         size = self.motion_encoder_size
         if size < 8 or size & (size - 1):
             raise ConfigError(f"motion_encoder_size must be a power of two >= 8, got {size}", fix="use 16, 32, 64 ... 512")
@@ -167,8 +178,9 @@ def tiny_components(seed: int = 0, config: WanComponentsConfig = WanComponentsCo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         transformer = WanAnimateTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=c.num_heads, attention_head_dim=c.head_dim,
-            in_channels=36, latent_channels=16, out_channels=16, text_dim=c.text_dim, freq_dim=c.freq_dim,
+            patch_size=c.patch_size, num_attention_heads=c.num_heads, attention_head_dim=c.head_dim,
+            in_channels=2 * c.vae_z_dim + 4, latent_channels=c.vae_z_dim, out_channels=c.vae_z_dim,
+            text_dim=c.text_dim, freq_dim=c.freq_dim,
             ffn_dim=c.ffn_dim, num_layers=c.num_layers, image_dim=c.clip_hidden, added_kv_proj_dim=inner,
             rope_max_seq_len=1024,
             motion_encoder_channel_sizes={str(2 ** i): c.motion_channels for i in range(2, 11)},
@@ -177,8 +189,7 @@ def tiny_components(seed: int = 0, config: WanComponentsConfig = WanComponentsCo
             face_encoder_num_heads=c.face_heads, inject_face_latents_blocks=c.inject_face_every,
             motion_encoder_batch_size=c.motion_batch)
         torch.manual_seed(seed + 1)
-        vae = AutoencoderKLWan(base_dim=c.vae_base_dim, z_dim=16, dim_mult=list(c.vae_dim_mult), num_res_blocks=1,
-                               temperal_downsample=[False, True, True])
+        vae = build_vae(c)
         torch.manual_seed(seed + 2)
         image_encoder = CLIPVisionModel(CLIPVisionConfig(
             hidden_size=c.clip_hidden, intermediate_size=2 * c.clip_hidden, num_hidden_layers=c.clip_layers,
@@ -487,7 +498,8 @@ def reference_pixels(components: WanComponents, image: np.ndarray, height: int, 
     from diffusers.pipelines.wan.image_processor import WanAnimateImageProcessor
 
     patch = tuple(components.transformer.config.patch_size[-2:])
-    proc = WanAnimateImageProcessor(vae_scale_factor=8, spatial_patch_size=patch, resample="bilinear", fill_color=0)
+    proc = WanAnimateImageProcessor(vae_scale_factor=vae_spatial_factor(components.vae), spatial_patch_size=patch,
+                                    resample="bilinear", fill_color=0)
     return proc.preprocess(_to_pil(image), height=height, width=width, resize_mode="fill").to(torch.float32)
 
 
@@ -513,6 +525,47 @@ def unit_to_uint8(frames: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 # 4. VAE and conditioning latents (pipeline math)
 # --------------------------------------------------------------------------------------------------------------
+def build_vae(c: WanComponentsConfig, latents_mean=None, latents_std=None):
+    """A randomly initialised ``AutoencoderKLWan`` of architecture ``c`` (its compression recorded in the
+    config as ``scale_factor_spatial`` / ``scale_factor_temporal``, which diffusers' pipelines read)."""
+    from diffusers import AutoencoderKLWan
+
+    stats = {}
+    if latents_mean is not None:
+        stats = {"latents_mean": [float(v) for v in latents_mean], "latents_std": [float(v) for v in latents_std]}
+    else:
+        stats = {"latents_mean": [0.0] * c.vae_z_dim, "latents_std": [1.0] * c.vae_z_dim} if c.vae_z_dim != 16 else {}
+    return AutoencoderKLWan(base_dim=c.vae_base_dim, z_dim=c.vae_z_dim, dim_mult=list(c.vae_dim_mult),
+                            num_res_blocks=1, temperal_downsample=list(c.vae_temporal_downsample),
+                            is_residual=c.vae_residual,
+                            scale_factor_spatial=2 ** len(c.vae_temporal_downsample),
+                            scale_factor_temporal=2 ** sum(c.vae_temporal_downsample), **stats)
+
+
+def vae_spatial_factor(vae) -> int:
+    """Pixels per latent cell along H and W, from the VAE's architecture (8 for Wan2.1/2.2-Animate's VAE)."""
+    return 2 ** len(vae.config.temperal_downsample)
+
+
+def vae_temporal_factor(vae) -> int:
+    """Frames per latent slice after the first (4 for Wan's VAE): ``1 + f*k`` frames -> ``1 + k`` slices."""
+    return 2 ** sum(bool(d) for d in vae.config.temperal_downsample)
+
+
+def pixel_multiple(components: "WanComponents") -> int:
+    """Height and width must be multiples of this: the VAE's spatial factor times the DiT's spatial patch
+    (16 for Wan-Animate-14B, 8x and 2x)."""
+    return vae_spatial_factor(components.vae) * int(components.transformer.config.patch_size[-1])
+
+
+def latent_channels(vae) -> int:
+    return int(vae.config.z_dim)
+
+
+def latent_frames(vae, frames: int) -> int:
+    return (frames - 1) // vae_temporal_factor(vae) + 1
+
+
 def _latent_stats(vae, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     z = vae.config.z_dim
     mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(like.device, like.dtype)
@@ -537,8 +590,8 @@ def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
 
 def i2v_mask(batch: int, latent_frames: int, latent_h: int, latent_w: int, known_frames: int,
              dtype: torch.dtype, device: torch.device | str, temporal: int = 4) -> torch.Tensor:
-    """Wan's 4-channel latent mask: the first ``known_frames`` pixel frames marked 1 (the first frame counts
-    ``temporal`` times), folded to ``(B, 4, latent_frames, h, w)``."""
+    """Wan's latent mask: the first ``known_frames`` pixel frames marked 1 (the first frame counts ``temporal``
+    times), folded to ``(B, temporal, latent_frames, h, w)`` (4 channels for Wan's 4x temporal VAE)."""
     mask = torch.zeros(batch, 1, (latent_frames - 1) * temporal + 1, latent_h, latent_w, dtype=dtype, device=device)
     mask[:, :, :known_frames] = 1
     first = torch.repeat_interleave(mask[:, :, 0:1], dim=2, repeats=temporal)
@@ -547,12 +600,12 @@ def i2v_mask(batch: int, latent_frames: int, latent_h: int, latent_w: int, known
 
 
 def reference_condition(vae, ref_pixels: torch.Tensor) -> torch.Tensor:
-    """Reference slot: ``[mask 1 (4 ch) | latent (16 ch)]``, one latent slice, ``(1, 20, 1, h, w)``."""
+    """Reference slot: ``[mask 1 (4 ch) | latent (z ch)]``, one latent slice, ``(1, 4 + z, 1, h, w)``."""
     if ref_pixels.ndim == 4:
         ref_pixels = ref_pixels.unsqueeze(2)
     latents = vae_encode(vae, ref_pixels)
     _, _, _, h, w = latents.shape
-    mask = i2v_mask(latents.shape[0], 1, h, w, 1, latents.dtype, latents.device)
+    mask = i2v_mask(latents.shape[0], 1, h, w, 1, latents.dtype, latents.device, vae_temporal_factor(vae))
     return torch.cat([mask, latents], dim=1)
 
 
@@ -560,7 +613,7 @@ def carry_condition(vae, carry_pixels: torch.Tensor | None, segment_frames: int,
                     n_carry: int, known: bool) -> torch.Tensor:
     """Target-slot conditioning of one segment: the ``n_carry`` carried-over decoded frames (zeros for the
     first segment) followed by zero frames up to ``segment_frames``, VAE-encoded as one clip, with a mask
-    marking the carried frames as known (``known=False`` for the first segment). ``(1, 20, T_lat, h, w)``."""
+    marking the carried frames as known (``known=False`` for the first segment). ``(1, 4 + z, T_lat, h, w)``."""
     import torch.nn.functional as F
 
     dtype = vae.dtype
@@ -575,13 +628,13 @@ def carry_condition(vae, carry_pixels: torch.Tensor | None, segment_frames: int,
     rest = torch.zeros(1, 3, segment_frames - n_carry, height, width, dtype=dtype, device=device)
     video = torch.cat([carry_pixels.to(dtype=dtype), rest], dim=2)
     latents = vae_encode(vae, video)
-    latent_frames = (segment_frames - 1) // 4 + 1
-    mask = i2v_mask(1, latent_frames, height // 8, width // 8, n_carry if known else 0, dtype, device)
+    mask = i2v_mask(1, latents.shape[2], latents.shape[3], latents.shape[4], n_carry if known else 0, dtype, device,
+                    vae_temporal_factor(vae))
     return torch.cat([mask, latents], dim=1)
 
 
 def pose_latents(vae, pose_pixels: torch.Tensor) -> torch.Tensor:
-    """Standardised VAE latents of a pose clip, ``(1, 16, T_lat, h, w)``; added after patch embedding."""
+    """Standardised VAE latents of a pose clip, ``(1, z, T_lat, h, w)``; added after patch embedding."""
     return vae_encode(vae, pose_pixels)
 
 

@@ -1,0 +1,221 @@
+"""Finding-1 oracles: the person from the ground truth, the static room carried from chunk to chunk, no
+generator. They isolate what the *carry path* alone does to the room over a long rollout.
+
+* ``oracle_pixel_carry`` — Wan-Animate's path: the room is carried as **decoded pixels**; every chunk encodes
+  them again, so the room goes through one more decode -> encode trip per chunk and the loss compounds.
+* ``oracle_latent_carry`` — PLP's path: the room is carried as a **latent** (encoded once, never re-encoded
+  from its own decode); every chunk starts from the same latent, so the loss stays flat.
+
+Per chunk ``c`` (Wan-Animate geometry: 77 frames, the first ``overlap`` frames of later chunks dropped):
+
+1. ``room``: the carried room in pixels. Chunk 0: the exact room, read from the ground truth (each pixel at
+   the first frame of the first chunk where the GT person mask leaves it free; pixels covered in all of them
+   take frame 0's value). Pixel carry: afterwards the previous chunk's last decoded frame wherever its GT
+   mask is free (covered pixels keep their older value). Latent carry: ``decode(encode(room_0))`` from a
+   latent computed once, the same in every chunk.
+2. ``composite_t = mask_t * GT_t + (1 - mask_t) * room`` for the chunk's frames (person exact from GT).
+3. Output: the composite chunk encoded (posterior mode) and decoded once, as a generated chunk is decoded
+   from its latents; the first ``overlap`` frames of later chunks are dropped.
+
+So the person costs one VAE trip in both, and the two differ only in how the room is carried. Neither is a
+method: both read the ground truth (person and masks); they bound what carry-over alone costs. Compare
+``vae_roundtrip``, where fresh ground truth re-enters every chunk (a lower bound on VAE loss, not drift).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
+from bench.errors import ConfigError, DataError, MethodError
+
+STATE_FORMAT = "carry_oracle/1"
+
+
+@dataclass(frozen=True)
+class CarryOracleConfig:
+    model_dir: str | None = None  # a Wan-Animate (or lab) components folder; only vae/ is read
+    components: str | None = None  # "lab": the lab VAE; "tiny-random": an untrained tiny VAE (smoke tests)
+    components_seed: int = 0
+    chunk_frames: int = 77
+    overlap: int = 4
+
+
+class _CarryOracle(Animator):
+    carry: ClassVar[str]  # "pixels" or "latent"
+    version = "1"
+
+    def __init__(self, **identity_args: Any):
+        super().__init__(**identity_args)
+        known = set(CarryOracleConfig.__dataclass_fields__)
+        if set(identity_args) - known:
+            raise ConfigError(f"{self.name}: unknown arguments {sorted(set(identity_args) - known)}",
+                              fix=f"use only: {', '.join(sorted(known))}")
+        cfg = CarryOracleConfig(**identity_args)
+        if (cfg.model_dir is None) == (cfg.components is None):
+            raise ConfigError(f"{self.name}: give exactly one of model_dir and components",
+                              fix="pass components='lab' (the lab VAE), model_dir=FOLDER (only vae/ is used) "
+                                  "or components='tiny-random'")
+        if cfg.components not in (None, "tiny-random", "lab"):
+            raise ConfigError(f"{self.name}: unknown components {cfg.components!r}",
+                              fix="use components='lab' or 'tiny-random', or model_dir=FOLDER")
+        if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.overlap < cfg.chunk_frames // 2:
+            raise ConfigError(f"{self.name}: chunk_frames must be 4k + 1 and 1 <= overlap < chunk/2, got "
+                              f"{cfg.chunk_frames} / {cfg.overlap}", fix="use chunk_frames=77, overlap=4")
+        self.config = cfg
+        self.vae = None
+
+    def identity(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def _folder(self):
+        from bench.models.wan import components_folder
+
+        return components_folder(self.config.model_dir, self.config.components)
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.overlap,
+                            can_resume=True, needs_weights=self._folder() is not None, max_references=0)
+
+    def weight_fingerprints(self) -> dict[str, str]:
+        if self._folder() is None:
+            return {}
+        from pathlib import Path
+
+        from bench.models.wan import fingerprint
+
+        self.check_ready()
+        return {"vae": fingerprint(Path(self._folder()) / "vae")}
+
+    def check_ready(self) -> None:
+        if self.config.components == "lab":
+            from bench.lab.shipped import verify_lab_models
+
+            verify_lab_models(["wan_animate_base"], method=self.name)
+        if self._folder() is not None:
+            from bench.models.wan import check_vae_dir
+
+            check_vae_dir(self._folder(), method=self.name)
+
+    def load(self, device: str = "cpu") -> None:
+        from bench.models.wan import load_vae, tiny_components
+
+        self.check_ready()
+        super().load(device)
+        if self._folder() is not None:
+            self.vae, self.trained = load_vae(self._folder(), method=self.name), True
+        else:
+            self.vae, self.trained = tiny_components(self.config.components_seed).vae, False
+        self.vae.to(device)
+
+    def model_info(self) -> dict[str, Any]:
+        info = super().model_info()
+        info["settings"] = {"chunk_frames": self.config.chunk_frames, "overlap": self.config.overlap,
+                            "room_carried_as": self.carry}
+        info["oracle"] = "person and masks from the ground truth; no generator (Finding 1 isolated)"
+        info["adaptations"] = [a.to_dict() for a in self.adaptations]
+        return info
+
+    def _config_hash(self, request: AnimationRequest) -> str:
+        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
+                "sample": request.sample.content_hash, "n_frames": request.n_frames, "height": request.height,
+                "width": request.width, "fps": request.fps}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+    # -- the carried room --------------------------------------------------------------------------------------
+    def _pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """``(T, H, W, 3) uint8`` -> ``(1, 3, T, H, W)`` in [-1, 1] on the VAE's device."""
+        t = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).unsqueeze(0)
+        return (t.float() / 127.5 - 1.0).to(device=self.device, dtype=self.vae.dtype)
+
+    def _round_trip(self, pixels: torch.Tensor) -> torch.Tensor:
+        from bench.models.wan import vae_decode, vae_encode
+
+        return vae_decode(self.vae, vae_encode(self.vae, pixels)).float()
+
+    def _exact_room(self, gt: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """The room as the GT shows it: each pixel at the first frame where the person leaves it free."""
+        free = ~masks
+        first = np.where(free.any(0), free.argmax(0), 0)
+        room = np.take_along_axis(gt, first[None, :, :, None], axis=0)[0]
+        return self._pixels(room[None])[:, :, 0].float()
+
+    def start(self, request: AnimationRequest) -> dict:
+        from bench.models.wan import vae_spatial_factor
+
+        if self.vae is None:
+            raise MethodError(f"{self.name}: start() called before load()", fix="call animator.load(device) first")
+        f = vae_spatial_factor(self.vae)
+        if request.height % f or request.width % f:
+            raise ConfigError(f"{self.name}: height and width must be divisible by {f}, got "
+                              f"{request.height}x{request.width}", fix=f"ask for a size divisible by {f}")
+        if request.sample.masks(0, 1) is None:
+            raise DataError(f"{self.name}: sample {request.sample.id} has no person masks",
+                            fix="use a dataset with masks (the lab has them)")
+        return {"request": request, "hash": self._config_hash(request), "next_chunk": 0, "room": None}
+
+    @torch.no_grad()
+    def step(self, state: dict, chunk: ChunkInput) -> tuple[np.ndarray, dict]:
+        from bench.models.wan import pixels_to_unit, unit_to_uint8
+
+        # 1. Input checks.
+        spec, request = chunk.spec, state["request"]
+        if spec.index != state["next_chunk"] or spec.chunk_frames != self.config.chunk_frames \
+                or spec.drop != (0 if spec.index == 0 else self.config.overlap):
+            raise MethodError(f"{self.name}: unexpected chunk {spec}", fix="plan chunks with this method's capabilities")
+        # 2. Ground truth and masks of the chunk (reflect-padded like the pose).
+        idx = chunk.pose_index
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        gt, masks = request.sample.gt(lo, hi)[idx - lo], request.sample.masks(lo, hi)[idx - lo]
+        if gt.shape[1:3] != (request.height, request.width):
+            raise DataError(f"{self.name}: sample {request.sample.id} is {gt.shape[2]}x{gt.shape[1]}, the request "
+                            f"{request.width}x{request.height}", fix="run the oracles at the sample's own size")
+        # 3. The room carried into this chunk.
+        room = state["room"]
+        if room is None:
+            room = self._exact_room(gt, masks)
+            if self.carry == "latent":
+                room = self._round_trip(room.unsqueeze(2))[:, :, 0]
+        # 4. Person from GT over the carried room; one round trip of the whole chunk.
+        person = torch.from_numpy(masks).to(self.device)[None, None].float()
+        composite = person * self._pixels(gt).float() + (1 - person) * room.unsqueeze(2)
+        decoded = self._round_trip(composite.to(self.vae.dtype))
+        frames = unit_to_uint8(pixels_to_unit(decoded[:, :, spec.drop:]))
+        # 5. What the next chunk carries.
+        if self.carry == "pixels":
+            free = (1 - person[:, :, -1])
+            room = free * decoded[:, :, -1] + (1 - free) * room
+        return frames, {**state, "next_chunk": spec.index + 1, "room": room.clone()}
+
+    def state_dict(self, state: dict) -> dict:
+        room = state["room"].detach().cpu() if state["room"] is not None else torch.zeros(0)
+        return {"format": STATE_FORMAT, "config_hash": state["hash"], "next_chunk": state["next_chunk"], "room": room}
+
+    def load_state_dict(self, request: AnimationRequest, blob: dict) -> dict:
+        state = self.start(request)
+        if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
+            raise MethodError(f"{self.name}: the stored resume state is not a {STATE_FORMAT} state",
+                              fix="delete the stored rollout and run it again")
+        if blob["config_hash"] != state["hash"]:
+            raise MethodError(f"{self.name}: the stored resume state was written with other settings or request",
+                              fix="rerun with the original settings, or delete the stored rollout to start over")
+        state["room"] = blob["room"].to(self.device) if blob["room"].numel() else None
+        state["next_chunk"] = int(blob["next_chunk"])
+        return state
+
+
+class OraclePixelCarry(_CarryOracle):
+    name = "oracle_pixel_carry"
+    carry = "pixels"
+    description = "oracle: person from GT, room carried as decoded pixels re-encoded every chunk (Wan-Animate's path)"
+
+
+class OracleLatentCarry(_CarryOracle):
+    name = "oracle_latent_carry"
+    carry = "latent"
+    description = "oracle: person from GT, room carried as a latent encoded once (PLP's path)"
