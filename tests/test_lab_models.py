@@ -50,6 +50,18 @@ def test_manifest_verifies_and_names_altered_truncated_and_missing_files(tmp_pat
         shipped.verify_lab_models(["wan_animate_base"], root=root)
 
 
+def test_models_of_another_lab_version_are_refused_naming_both_versions(tmp_path):
+    from bench.lab.spec import LAB_VERSION
+
+    root = _fake_models(tmp_path / "lab")
+    manifest = json.loads((root / shipped.MANIFEST).read_text())
+    assert manifest["lab_version"] == LAB_VERSION
+    manifest["lab_version"] = "lab/0"
+    (root / shipped.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match=f"trained on lab renderer lab/0, this bench runs {LAB_VERSION}"):
+        shipped.verify_lab_models(["wan_animate_base"], root=root)
+
+
 def test_manifest_refuses_more_than_40_mb(tmp_path, monkeypatch):
     root = _fake_models(tmp_path / "lab")
     monkeypatch.setattr(shipped, "MAX_BYTES", 1000)

@@ -62,7 +62,10 @@ def write_manifest(root: Path | None = None) -> Path:
     if total > MAX_BYTES:
         raise WeightsError(f"the lab models total {total / 2**20:.1f} MiB, over the 40 MiB budget",
                            fix="shrink the models or drop intermediate files before shipping")
-    manifest = {"format": FORMAT, "total_bytes": total, "commands": COMMANDS, "files": entries}
+    from bench.lab.spec import LAB_VERSION
+
+    manifest = {"format": FORMAT, "lab_version": LAB_VERSION, "total_bytes": total, "commands": COMMANDS,
+                "files": entries}
     path = root / MANIFEST
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
@@ -79,6 +82,13 @@ def read_manifest(root: Path | None = None) -> dict:
         raise WeightsError(f"{path} is not valid JSON ({exc})", fix=FIX) from exc
     if manifest.get("format") != FORMAT:
         raise WeightsError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}", fix=FIX)
+    from bench.lab.spec import LAB_VERSION
+
+    trained_on = manifest.get("lab_version", "lab/1")  # lab v1 manifests predate the field
+    if trained_on != LAB_VERSION:
+        raise WeightsError(f"the lab models under {root} were trained on lab renderer {trained_on}, this bench runs "
+                           f"{LAB_VERSION}", fix="check out the lab models of this version of bench (git checkout -- "
+                           "models/lab), or retrain them (docs/lab.md)")
     return manifest
 
 
