@@ -23,9 +23,7 @@ method: both read the ground truth (person and masks); they bound what carry-ove
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,13 +48,11 @@ class _CarryOracle(Animator):
     carry: ClassVar[str]  # "pixels" or "latent"
     version = "1"
 
+    Config = CarryOracleConfig
+
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
-        known = set(CarryOracleConfig.__dataclass_fields__)
-        if set(identity_args) - known:
-            raise ConfigError(f"{self.name}: unknown arguments {sorted(set(identity_args) - known)}",
-                              fix=f"use only: {', '.join(sorted(known))}")
-        cfg = CarryOracleConfig(**identity_args)
+        cfg = self.config
         if (cfg.model_dir is None) == (cfg.components is None):
             raise ConfigError(f"{self.name}: give exactly one of model_dir and components",
                               fix="pass components='lab' (the lab VAE), model_dir=FOLDER (only vae/ is used) "
@@ -67,11 +63,7 @@ class _CarryOracle(Animator):
         if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.overlap < cfg.chunk_frames // 2:
             raise ConfigError(f"{self.name}: chunk_frames must be 4k + 1 and 1 <= overlap < chunk/2, got "
                               f"{cfg.chunk_frames} / {cfg.overlap}", fix="use chunk_frames=77, overlap=4")
-        self.config = cfg
         self.vae = None
-
-    def identity(self) -> dict[str, Any]:
-        return asdict(self.config)
 
     def _folder(self):
         from bench.models.wan import components_folder
@@ -121,12 +113,6 @@ class _CarryOracle(Animator):
         info["adaptations"] = [a.to_dict() for a in self.adaptations]
         return info
 
-    def _config_hash(self, request: AnimationRequest) -> str:
-        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
-                "sample": request.sample.content_hash, "n_frames": request.n_frames, "height": request.height,
-                "width": request.width, "fps": request.fps}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
-
     # -- the carried room --------------------------------------------------------------------------------------
     def _pixels(self, frames: np.ndarray) -> torch.Tensor:
         """``(T, H, W, 3) uint8`` -> ``(1, 3, T, H, W)`` in [-1, 1] on the VAE's device."""
@@ -157,7 +143,7 @@ class _CarryOracle(Animator):
         if request.sample.masks(0, 1) is None:
             raise DataError(f"{self.name}: sample {request.sample.id} has no person masks",
                             fix="use a dataset with masks (the lab has them)")
-        return {"request": request, "hash": self._config_hash(request), "next_chunk": 0, "room": None}
+        return {"request": request, "rollout_key": self.resume_key(request), "next_chunk": 0, "room": None}
 
     @torch.no_grad()
     def step(self, state: dict, chunk: ChunkInput) -> tuple[np.ndarray, dict]:
@@ -194,16 +180,14 @@ class _CarryOracle(Animator):
 
     def state_dict(self, state: dict) -> dict:
         room = state["room"].detach().cpu() if state["room"] is not None else torch.zeros(0)
-        return {"format": STATE_FORMAT, "config_hash": state["hash"], "next_chunk": state["next_chunk"], "room": room}
+        return {"format": STATE_FORMAT, "rollout_key": state["rollout_key"], "next_chunk": state["next_chunk"], "room": room}
 
     def load_state_dict(self, request: AnimationRequest, blob: dict) -> dict:
         state = self.start(request)
         if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
             raise MethodError(f"{self.name}: the stored resume state is not a {STATE_FORMAT} state",
                               fix="delete the stored rollout and run it again")
-        if blob["config_hash"] != state["hash"]:
-            raise MethodError(f"{self.name}: the stored resume state was written with other settings or request",
-                              fix="rerun with the original settings, or delete the stored rollout to start over")
+        self.check_resume(request, blob)
         state["room"] = blob["room"].to(self.device) if blob["room"].numel() else None
         state["next_chunk"] = int(blob["next_chunk"])
         return state

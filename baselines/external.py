@@ -35,7 +35,7 @@ import numpy as np
 
 from bench.animator import (AnimationRequest, Animator, Capabilities, ChunkInput, plan_chunks,
                             pose_indices)
-from bench.errors import ConfigError, MethodError, WeightsError
+from bench.errors import ConfigError, MethodError, WeightsError, os_reason
 
 RUNTIME_ARGS = ("checkout", "python", "weights", "workdir", "timeout_s")
 LOG_TAIL_LINES = 25
@@ -185,7 +185,7 @@ def run_official(method: str, command: Sequence[str], cwd: Path, log_path: Path,
                               f"(log {log_path}):\n{tail(log_path)}",
                               fix="raise timeout_s, or check that the job is not stuck waiting for input") from None
         except OSError as exc:
-            raise MethodError(f"{method}: cannot start {command[0]}: {exc}", fix=fix) from exc
+            raise MethodError(f"{method}: cannot start {command[0]} ({os_reason(exc)})", fix=fix) from exc
     if proc.returncode != 0:
         raise MethodError(f"{method}: the official code exited with code {proc.returncode} after "
                           f"{time.time() - started:.0f} s (log {log_path}); last lines:\n{tail(log_path)}", fix=fix)
@@ -299,6 +299,8 @@ class OfficialCodeAnimator(Animator):
     defaults: ClassVar[dict[str, Any]] = {}
     native_settings: ClassVar[dict[str, Any]] = {}
     output_chunk_frames: ClassVar[int] = 125  # harness chunk for whole-video methods (5 s at 25 fps)
+
+    Config = None  # validates its own keyword arguments (explicit signature)
 
     def __init__(self, checkout: str | None = None, python: str | None = None, weights: str | None = None,
                  workdir: str | None = None, timeout_s: float | None = None, **identity_args: Any):

@@ -50,6 +50,8 @@ class Precomputed(Animator):
     version = "1"
     description = "videos generated elsewhere, one file per sample id"
 
+    Config = None  # validates its own keyword arguments (explicit signature)
+
     def __init__(self, folder: str | None = None, resize: bool = False, resample_fps: bool = False,
                  layout: str = "video", chunk_frames: int | None = None, overlap_frames: int | None = None):
         if layout not in LAYOUTS:

@@ -22,9 +22,7 @@ carry-over drift (a generator additionally copies the carried appearance into ne
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,13 +49,11 @@ class VAERoundTrip(Animator):
     description = "ground truth through the Wan VAE per chunk, carry-over frames decoded and re-encoded (ground " \
                   "truth re-enters every chunk: a lower bound on VAE loss, not the paper's Finding 1)"
 
+    Config = VAERoundTripConfig
+
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
-        known = set(VAERoundTripConfig.__dataclass_fields__)
-        if set(identity_args) - known:
-            raise ConfigError(f"vae_roundtrip: unknown arguments {sorted(set(identity_args) - known)}",
-                              fix=f"use only: {', '.join(sorted(known))}")
-        cfg = VAERoundTripConfig(**identity_args)
+        cfg = self.config
         if (cfg.model_dir is None) == (cfg.components is None):
             raise ConfigError("vae_roundtrip: give exactly one of model_dir and components='tiny-random'",
                               fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers (only vae/ is used) "
@@ -68,11 +64,7 @@ class VAERoundTrip(Animator):
         if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.refert_num < cfg.chunk_frames // 2:
             raise ConfigError(f"vae_roundtrip: chunk_frames must be 4k + 1 and 1 <= refert_num < chunk/2, got "
                               f"{cfg.chunk_frames} / {cfg.refert_num}", fix="use chunk_frames=77 with refert_num 1 or 5")
-        self.config = cfg
         self.vae = None
-
-    def identity(self) -> dict[str, Any]:
-        return asdict(self.config)
 
     def _folder(self):
         """The components folder to load (``model_dir`` or the lab model), None for tiny random components."""
@@ -131,19 +123,13 @@ class VAERoundTrip(Animator):
         info["adaptations"] = [a.to_dict() for a in self.adaptations]
         return info
 
-    def _config_hash(self, request: AnimationRequest) -> str:
-        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
-                "sample": request.sample.content_hash, "n_frames": request.n_frames, "height": request.height,
-                "width": request.width, "fps": request.fps}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
-
     def start(self, request: AnimationRequest) -> dict:
         if self.vae is None:
             raise MethodError("vae_roundtrip: start() called before load()", fix="call animator.load(device) first")
         if request.height % 8 or request.width % 8:
             raise ConfigError(f"vae_roundtrip: height and width must be divisible by 8, got "
                               f"{request.height}x{request.width}", fix="ask for a size divisible by 8")
-        return {"request": request, "hash": self._config_hash(request), "next_chunk": 0, "carry": None}
+        return {"request": request, "rollout_key": self.resume_key(request), "next_chunk": 0, "carry": None}
 
     @torch.no_grad()
     def step(self, state: dict, chunk: ChunkInput) -> tuple[np.ndarray, dict]:
@@ -172,16 +158,14 @@ class VAERoundTrip(Animator):
 
     def state_dict(self, state: dict) -> dict:
         carry = state["carry"].detach().cpu() if state["carry"] is not None else torch.zeros(0)
-        return {"format": STATE_FORMAT, "config_hash": state["hash"], "next_chunk": state["next_chunk"], "carry": carry}
+        return {"format": STATE_FORMAT, "rollout_key": state["rollout_key"], "next_chunk": state["next_chunk"], "carry": carry}
 
     def load_state_dict(self, request: AnimationRequest, blob: dict) -> dict:
         state = self.start(request)
         if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT:
             raise MethodError("vae_roundtrip: the stored resume state is not a vae_roundtrip/1 state",
                               fix="delete the stored rollout and run it again")
-        if blob["config_hash"] != state["hash"]:
-            raise MethodError("vae_roundtrip: the stored resume state was written with other settings or request",
-                              fix="rerun with the original settings, or delete the stored rollout to start over")
+        self.check_resume(request, blob)
         carry = blob["carry"]
         state["carry"] = carry.to(self.device) if carry.numel() else None
         state["next_chunk"] = int(blob["next_chunk"])

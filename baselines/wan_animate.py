@@ -30,8 +30,6 @@ and centred on black ("fill"); pose/face past the sample end padded by the harne
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -68,7 +66,7 @@ class WanAnimateConfig:
 @dataclass
 class WanAnimateState:
     request: AnimationRequest
-    config_hash: str
+    rollout_key: str
     next_chunk: int
     generator: torch.Generator
     carry: torch.Tensor | None  # (1, 3, refert_num, H, W) decoded pixels of the previous segment
@@ -82,13 +80,11 @@ class WanAnimate(Animator):
     version = "1"
     description = "Wan2.2-Animate: segments of 77 frames, last 1 or 5 decoded frames re-encoded into the next"
 
+    Config = WanAnimateConfig
+
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
-        known = set(WanAnimateConfig.__dataclass_fields__)
-        unknown = set(identity_args) - known
-        if unknown:
-            raise ConfigError(f"wan_animate: unknown arguments {sorted(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
-        cfg = WanAnimateConfig(**identity_args)
+        cfg = self.config
         from bench.lab.shipped import resolve_lab_path
 
         self.lora_path = resolve_lab_path(cfg.lora)  # identity keeps the portable "lab:<file>" form
@@ -112,18 +108,11 @@ class WanAnimate(Animator):
                               fix="use guidance=1.0")
         if cfg.dtype not in ("bfloat16", "float16", "float32"):
             raise ConfigError(f"wan_animate: unknown dtype {cfg.dtype!r}", fix="use bfloat16, float16 or float32")
-        self.config = cfg
         self.components = None
         self.scheduler = None
         self.lora_info = None
 
     # -- identity / readiness --------------------------------------------------------------------------------
-    def identity(self) -> dict[str, Any]:
-        """The resolved configuration (defaults included), so changing a default changes the rollout key."""
-        from dataclasses import asdict
-
-        return asdict(self.config)
-
     def _folder(self):
         """The components folder to load (``model_dir`` or the lab model), None for tiny random components."""
         from bench.models.wan import components_folder
@@ -203,12 +192,6 @@ class WanAnimate(Animator):
         return info
 
     # -- rollout ---------------------------------------------------------------------------------------------
-    def _config_hash(self, request: AnimationRequest) -> str:
-        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
-                "sample": request.sample.content_hash, "n_frames": request.n_frames, "height": request.height,
-                "width": request.width, "seed": request.seed, "fps": request.fps}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
-
     def _require_loaded(self):
         if self.components is None:
             raise MethodError("wan_animate: start() called before load()", fix="call animator.load(device) first")
@@ -240,7 +223,7 @@ class WanAnimate(Animator):
         prompt = encode_prompt(comps, self.config.prompt or DEFAULT_PROMPT, device)
         # 3. One CPU generator for the whole rollout, as the pipeline's ``generator``.
         generator = torch.Generator("cpu").manual_seed(int(request.seed))
-        return WanAnimateState(request=request, config_hash=self._config_hash(request), next_chunk=0,
+        return WanAnimateState(request=request, rollout_key=self.resume_key(request), next_chunk=0,
                                generator=generator, carry=None, reference=ref_cond, clip=clip, prompt_embeds=prompt)
 
     @torch.no_grad()
@@ -305,7 +288,7 @@ class WanAnimate(Animator):
     # -- resume ----------------------------------------------------------------------------------------------
     def state_dict(self, state: WanAnimateState) -> dict:
         carry = state.carry.detach().cpu() if state.carry is not None else torch.zeros(0)
-        return {"format": STATE_FORMAT, "config_hash": state.config_hash, "next_chunk": state.next_chunk,
+        return {"format": STATE_FORMAT, "rollout_key": state.rollout_key, "next_chunk": state.next_chunk,
                 "rng_state": state.generator.get_state(), "carry": carry}
 
     def load_state_dict(self, request: AnimationRequest, blob: dict) -> WanAnimateState:
@@ -313,10 +296,7 @@ class WanAnimate(Animator):
             raise MethodError("wan_animate: the stored resume state is not a wan_animate/1 state",
                               fix="delete the stored rollout and run it again")
         state = self.start(request)
-        if blob["config_hash"] != state.config_hash:
-            raise MethodError("wan_animate: the stored resume state was written with other settings, weights or "
-                              "request (config hash mismatch)",
-                              fix="rerun with the original settings, or delete the stored rollout to start over")
+        self.check_resume(request, blob)
         state.generator.set_state(blob["rng_state"])
         carry = blob["carry"]
         state.carry = carry.to(device=self.device, dtype=self.components.vae.dtype) if carry.numel() else None

@@ -19,7 +19,7 @@ result: nothing is adapted silently.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -71,6 +71,7 @@ class AnimationRequest:
     seed: int
     pose_padding: str = "error"  # "error" | "reflect" | "hold": what to do past the end of the pose sequence
     n_references: int = 1  # reference views the method is given: references()[0] is the canonical one
+    rollout_key: str = ""  # the harness's content address of this rollout ("" outside the harness)
 
     def references(self) -> list[np.ndarray]:
         """The reference views this request gives the method: the sample's first ``n_references``."""
@@ -140,18 +141,56 @@ def pose_indices(start: int, count: int, available: int, padding: str) -> np.nda
 ChunkSink = Callable[[ChunkSpec, np.ndarray, "dict | None"], None]
 
 
+@dataclass(frozen=True)
+class NoArguments:
+    """The arguments of a method that takes none."""
+
+
+def config_arguments(config_cls: type) -> list[tuple[str, Any]]:
+    """``(name, default)`` of every field of a method's config dataclass (``MISSING``: required)."""
+    out = []
+    for f in fields(config_cls):
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else MISSING)
+        out.append((f.name, default))
+    return out
+
+
 class Animator(ABC):
     """Base class of every method. Subclasses set ``name`` and ``version`` (bump it whenever outputs
-    change for the same inputs) and implement ``capabilities``, ``start``, ``step``."""
+    change for the same inputs) and implement ``capabilities``, ``start``, ``step``.
+
+    Arguments are declared once, as the frozen dataclass ``Config`` (field = argument, default = its
+    default): the base ``__init__`` rejects unknown arguments with the list of known ones, builds
+    ``self.config`` and the identity (every field, defaults included, so changing a default changes the
+    rollout key). A method with no arguments keeps ``NoArguments``. ``Config = None`` is for the classes
+    that still validate their own keyword arguments in their ``__init__`` signature."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     description: ClassVar[str] = ""
+    Config: ClassVar[type | None] = NoArguments
 
     def __init__(self, **identity_args: Any):
+        if self.Config is not None:
+            self.config = self.make_config(identity_args)
+            identity_args = asdict(self.config)
         self.identity_args = dict(sorted(identity_args.items()))
         self.device = "cpu"
         self.adaptations: list[Adaptation] = []
+
+    @classmethod
+    def make_config(cls, args: dict[str, Any]) -> Any:
+        """``cls.Config(**args)``; an unknown or missing argument is a ``ConfigError`` naming the known ones."""
+        known = config_arguments(cls.Config)
+        listing = ", ".join(n if d is MISSING else f"{n}={d!r}" for n, d in known) or "none"
+        unknown = sorted(set(args) - {n for n, _ in known})
+        if unknown:
+            raise ConfigError(f"{cls.name}: unknown arguments {unknown}", fix=f"{cls.name} takes: {listing}")
+        try:
+            return cls.Config(**args)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.name}: bad arguments {args}: {exc}", fix=f"{cls.name} takes: {listing}") from None
 
     # -- identity -----------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -190,6 +229,31 @@ class Animator(ABC):
 
     def load_state_dict(self, request: AnimationRequest, blob: dict) -> Any:
         raise MethodError(f"{self.name} cannot resume mid-rollout")
+
+    def rollout_key(self, request: AnimationRequest) -> tuple[str, dict]:
+        """The rollout key of ``request`` for this method and its payload (``bench.store.rollout_key``):
+        the one hash of everything that changes a rollout's pixels."""
+        from bench.store import rollout_key
+
+        return rollout_key(self.name, self.version, self.identity(), self.weight_fingerprints(),
+                           request.sample.content_hash, request.n_frames, request.fps, request.height, request.width,
+                           request.seed, n_references=request.n_references, pose_padding=request.pose_padding)
+
+    def resume_key(self, request: AnimationRequest) -> str:
+        """What a resume state is checked against: the harness's key, or (outside the harness) the key
+        computed the same way. Store it in ``state_dict`` and check it with ``check_resume``."""
+        return request.rollout_key or self.rollout_key(request)[0]
+
+    def check_resume(self, request: AnimationRequest, blob: Any) -> None:
+        """Refuse a resume state written for another rollout (other arguments, weights, sample, seed,
+        size, frames, padding ...): one check, against the rollout key."""
+        stored = blob.get("rollout_key") if isinstance(blob, dict) else None
+        expected = self.resume_key(request)
+        if stored != expected:
+            raise MethodError(f"{self.name}: the stored resume state belongs to another rollout "
+                              f"(key {str(stored)[:16]}, this rollout is {expected[:16]})",
+                              fix="resume with the same arguments, weights, sample and request, or delete the "
+                                  "stored rollout to start over")
 
     def record(self, kind: str, detail: str, **data: Any) -> None:
         adaptation = Adaptation(kind, detail, tuple(sorted(data.items())))

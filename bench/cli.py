@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -79,16 +81,22 @@ def print_leaderboard(config, records: list[dict]) -> None:
 
 
 def finish_run(config, outcome) -> int:
+    """After a run (one process, or the merged workers): the leaderboard of *this* run's scores, or, when
+    no cell was scored, only the failures (never an older run's table). A rank of a torchrun / accelerate
+    run prints how to merge; a ``--workers`` worker prints nothing (its parent reports the whole run)."""
+    from bench.records import read_lines
     from bench.runner import shard_from_env
-    from bench.tables import read_scores
 
     rank, world = shard_from_env()
-    if world == 1 and not outcome.records:
-        print("\nno scores: every cell failed (see below)", file=sys.stderr)
-    elif world == 1:
-        print_leaderboard(config, read_scores(outcome.scores_file.parent))
+    if world > 1:
+        if "BENCH_WORKER" in os.environ:
+            return 1 if outcome.failures else 0
+        print(f"rank {rank}/{world} done; when every rank is done: python -m bench table --experiment "
+              f"{config.experiment_name} --results {config.results}")
+    elif outcome.scored_cells == 0:
+        print("\nno scores: every cell failed (see below); no table written", file=sys.stderr)
     else:
-        print(f"rank {rank}/{world} done; merge shards with: python -m bench table --experiment {config.experiment_name}")
+        print_leaderboard(config, read_lines(outcome.scores_file))
     if outcome.failures:
         print(f"\n{len(outcome.failures)} cell(s) FAILED:", file=sys.stderr)
         for method, sample, message in outcome.failures:
@@ -98,46 +106,33 @@ def finish_run(config, outcome) -> int:
 
 
 def run_workers(config, argv: list[str]) -> int:
-    """``config.workers`` local processes, each a shard (RANK / WORLD_SIZE) with one torch thread; then one
-    leaderboard from the merged shard scores. Small models on a CPU run faster this way than one process
-    with several threads."""
-    import os
+    """``config.workers`` local processes, each a shard (RANK / WORLD_SIZE) with one torch thread; every
+    argument is checked here first, before any worker starts. The runner merges the shards into one
+    ``scores.jsonl`` (pooled metrics computed once); a run that failed prints its errors and no table."""
     import subprocess
 
-    from bench.runner import instantiate, write_scores_file
-    from bench.scoring import plan_metrics
-    from bench.tables import read_scores
+    from bench.records import shard_pattern
+    from bench.runner import check_run, merge_shards
 
-    for name in config.methods:  # argument and metric errors once, here, before any worker starts
-        instantiate(name, config)
-    plan_metrics(config.metrics)
+    check_run(config)
     n = config.workers
+    folder = Path(config.results) / "scores" / config.experiment_name
+    for stale in [*folder.glob(shard_pattern("scores")), *folder.glob(shard_pattern("pooled"))]:
+        stale.unlink()  # shards of an interrupted earlier run must never merge into this one
     print(f"bench run: {n} worker processes (RANK 0..{n - 1}, one torch thread each)", flush=True)
     base_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     procs = [subprocess.Popen([sys.executable, "-m", "bench", *argv, "--workers", "1"],
-                              env={**base_env, "RANK": str(i), "WORLD_SIZE": str(n), "OMP_NUM_THREADS": "1"})
+                              env={**base_env, "RANK": str(i), "WORLD_SIZE": str(n), "OMP_NUM_THREADS": "1",
+                                   "BENCH_WORKER": str(i)})
              for i in range(n)]
     codes = [p.wait() for p in procs]
-    scores = Path(config.results) / "scores" / config.experiment_name
-    try:
-        records = read_scores(scores)
-    except BenchError:
-        records = []
-    if records and not any(codes):  # one scores.jsonl, as a single process writes it; the shards go
-        write_scores_file(scores / "scores.jsonl", records)
-        for shard in [*scores.glob(f"scores.shard-*-of-{n}.jsonl"), *scores.glob(f"pooled.shard-*-of-{n}.json")]:
-            shard.unlink()
-    if records:
-        print_leaderboard(config, records)
-    if any(codes):
-        print(f"\nworker exit codes {codes}: see the errors above", file=sys.stderr)
+    if any(code not in (0, 1) for code in codes):  # 1 = some cells failed (merged below); else a crash
+        print(f"\nworker exit codes {codes}: see the errors above; no table written", file=sys.stderr)
         return max(codes)
-    return 0
+    return finish_run(replace(config, workers=1), merge_shards(folder))
 
 
 def cmd_run(args) -> int:
-    import os
-
     from bench.runner import run_grid
 
     config = config_from_args(args)
@@ -158,10 +153,14 @@ def cmd_score(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from bench.tables import read_scores, write_tables
+    from bench.records import read_scores, shard_pattern
+    from bench.runner import merge_shards
+    from bench.tables import write_tables
 
     results = Path(args.results or "results")
     experiment = args.experiment or "lab"
+    if any((results / "scores" / experiment).glob(shard_pattern("scores"))):  # a torchrun run's ranks
+        print(f"merged shards into {merge_shards(results / 'scores' / experiment)}", file=sys.stderr)
     records = read_scores(results / "scores" / experiment)
     folder = results / "tables" / experiment
     board, paths = write_tables(records, folder, args.layout)
@@ -193,11 +192,10 @@ def cmd_ls(args) -> int:
             print(f"  {name:18s} {entry.summary}  [needs: {entry.needs}]")
     if show_all or args.metrics:
         print("metrics:")
-        from bench.metrics import DEFAULT_METRICS, METRICS, SUMMARIES
+        from bench.metrics import METRICS, summary_line
 
-        for name in METRICS:
-            default = " (default)" if name in DEFAULT_METRICS else ""
-            print(f"  {name:18s} {SUMMARIES.get(name, '')}{default}")
+        for name, info in METRICS.items():
+            print(f"  {name:18s} {info.display:9s} {summary_line(name)}{' (default)' if info.default else ''}")
     if show_all or args.presets:
         print("presets:")
         for name, path in registry.presets().items():
@@ -283,10 +281,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="scores folder name under RESULTS/scores (default: lab)")
     p.add_argument("--results", help="results folder holding scores/, runs/ and cache/ (default: ./results)")
     p.add_argument("--out", help="HTML file to write (default: RESULTS/report/<experiment>.html)")
-    p.add_argument("--preset", default="lab", help="preset naming the dataset and size the rollouts were generated "
-                                                   "from, to load ground-truth frames (default: lab)")
-    p.add_argument("--dataset", help="dataset of the run, when not the preset's (ground-truth frames)")
-    p.add_argument("--size", help="lab size of the run, when not the preset's (ground-truth frames)")
     p.add_argument("--times", nargs="+", type=float, default=[0, 10, 30, 60, 90], metavar="SECONDS",
                    help="frame-strip times in seconds (default: 0 10 30 60 90)")
     p.add_argument("--max-samples", type=int, default=2, help="frame strips for the first N samples (default 2; "

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -148,6 +148,3 @@ def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any
         raise ConfigError(f"unknown settings {sorted(unknown)}", fix=f"known: {sorted(known)}")
     return RunConfig(**merged).validate()
 
-
-def with_overrides(config: RunConfig, **changes: Any) -> RunConfig:
-    return replace(config, **changes).validate()

@@ -51,7 +51,8 @@ def _lab_manifest_samples(path: Path, n_frames: int | None, size: str, cache_roo
         except (KeyError, TypeError) as exc:
             raise DataError(f"{path}: lab record {record.get('id', '?')} has no valid spec ({exc})",
                             fix="regenerate the manifest: python -m bench lab manifest") from exc
-        spec = spec.with_(size=size, n_frames=n_frames or spec.n_frames)
+        # never past the manifest's length (its pinned hashes): longer runs pad the poses (--pose-padding)
+        spec = spec.with_(size=size, n_frames=min(n_frames, spec.n_frames) if n_frames else spec.n_frames)
         expected = record.get("expected", {}).get(size)
         if expected and expected.get("n_frames") != spec.n_frames:
             expected = None  # the expected hash covers one length only
@@ -59,10 +60,59 @@ def _lab_manifest_samples(path: Path, n_frames: int | None, size: str, cache_roo
     return _render_lab(records, cache_root, progress)
 
 
+def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = None) -> list[tuple[str, int, int]]:
+    """``(sample id, frames, fps)`` of every sample of a dataset, without rendering or decoding anything
+    (a fast check of ``--dataset``, ``--size``, ``--samples`` and ``--durations`` before a run starts).
+    Lab manifests give their clips' pinned length; ``lab-train`` renders at any length (``n_frames``)."""
+    from bench.lab.spec import LabSpec, get_size
+
+    path = Path(name)
+    if path.is_dir():
+        from bench.sample import FileSample
+
+        folders = sorted(p.parent for p in path.glob("*/sample.json"))
+        if not folders:
+            raise DataError(f"{path} holds no sample folders (*/sample.json)", fix="point --dataset at rendered samples")
+        return [(s.id, s.n_frames, s.fps) for s in map(FileSample.from_folder, folders)]
+    if name == "lab-train":
+        from bench.lab.splits import TRAIN_CLIPS, TRAIN_FRAMES
+
+        get_size(size)
+        return [(f"lab-train-{i:05d}", n_frames or TRAIN_FRAMES, LabSpec().fps) for i in range(TRAIN_CLIPS)]
+    if name == "lab-test":
+        from data_manifests import LAB_TEST
+
+        path = Path(LAB_TEST)
+    elif not (path.suffix == ".jsonl" or path.is_file()):
+        close = difflib.get_close_matches(name, list(DATASETS), n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown dataset {name!r}{hint}",
+                          fix=f"use one of {', '.join(DATASETS)}, a path to a manifest .jsonl file or a folder of "
+                              "sample folders")
+    from bench.manifest import load_manifest, read_manifest
+
+    if not path.is_file():
+        raise DataError(f"manifest not found: {path}", fix="check the path")
+    manifest = read_manifest(path)
+    if manifest.kind == "lab":
+        get_size(size)
+        out = []
+        for record in manifest.records:
+            try:
+                spec = LabSpec.from_dict(record["spec"])
+            except (KeyError, TypeError) as exc:
+                raise DataError(f"{path}: lab record {record.get('id', '?')} has no valid spec ({exc})",
+                                fix="regenerate the manifest: python -m bench lab manifest") from exc
+            out.append((record["id"], spec.n_frames, spec.fps))
+        return out
+    return [(s.id, s.n_frames, s.fps) for s in load_manifest(path)]
+
+
 def load_dataset(name: str, *, n_frames: int | None, cache_root: str | os.PathLike | None = None,
-                 size: str = "lab-64", progress: bool = True) -> list[Sample]:
+                 size: str = "lab-64", progress: bool = True, allow_short: bool = False) -> list[Sample]:
     """Samples of a named dataset or manifest path. ``n_frames``: lab clips are rendered at this length
-    (None = the split's length); real samples must be at least this long."""
+    (None = the split's length; never past a lab manifest's length); real samples must be at least this
+    long unless ``allow_short`` (a run that pads the pose sequence)."""
     from bench.lab.spec import get_size
 
     cache_root = Path(cache_root) if cache_root is not None else default_cache_root()
@@ -89,7 +139,7 @@ def load_dataset(name: str, *, n_frames: int | None, cache_root: str | os.PathLi
             get_size(size)
             return _lab_manifest_samples(path, n_frames, size, cache_root, progress)
         samples = load_manifest(path)
-        short = [s.id for s in samples if n_frames is not None and s.n_frames < n_frames]
+        short = [s.id for s in samples if n_frames is not None and s.n_frames < n_frames and not allow_short]
         if short:
             raise DataError(f"{path}: samples shorter than the requested {n_frames} frames: {', '.join(short)}",
                             fix="ask for fewer frames or drop those samples from the manifest")

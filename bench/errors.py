@@ -30,3 +30,11 @@ class WeightsError(BenchError):
 
 class MethodError(BenchError):
     """A method failed or produced invalid output (wrong shape, NaN, too few frames)."""
+
+
+def os_reason(exc: BaseException) -> str:
+    """An OS error as words, without the raw errno number: ``Permission denied`` rather than
+    ``[Errno 13] Permission denied: '/x'`` (the path is named by the message that uses this)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc)

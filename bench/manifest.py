@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError, DataError, os_reason
 from bench.sample import SAMPLE_SCHEMA, FileSample, sha256_file
 
 MANIFEST_SCHEMA = "bench.manifest/1"
@@ -114,7 +114,8 @@ def read_manifest(path: str | os.PathLike, strict: bool = True) -> Manifest:
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read manifest {path}: {exc}", fix="re-create the manifest") from exc
+        raise DataError(f"cannot read manifest {path} ({os_reason(exc) if isinstance(exc, OSError) else exc})",
+                        fix="re-create the manifest") from exc
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -402,7 +403,7 @@ def _reference_at_size(src: Path, dst: Path, width: int, height: int) -> tuple[P
             im.resize((width, height), Image.Resampling.LANCZOS).save(tmp)
             os.replace(tmp, dst)
     except OSError as exc:
-        raise DataError(f"cannot read reference image {src}: {exc}", fix="re-create the image") from exc
+        raise DataError(f"cannot read reference image {src} ({os_reason(exc)})", fix="re-create the image") from exc
     return dst, {"reference_resize": {"from": list(size), "to": [width, height], "filter": "lanczos",
                                       "aspect_changed": abs(size[0] / size[1] - width / height) > 1e-3}}
 

@@ -84,7 +84,8 @@ def methods() -> dict[str, Entry]:
 def metrics() -> dict[str, Entry]:
     from bench.metrics import METRICS
 
-    return {name: Entry(target, "") for name, target in METRICS.items()}
+    return {name: Entry(info.target, info.summary, "weights" if info.weighted else "nothing")
+            for name, info in METRICS.items()}
 
 
 def presets() -> dict[str, Path]:

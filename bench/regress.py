@@ -136,6 +136,7 @@ def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> Fr
     from bench.config import build_config
     from bench.metrics.base import PROTOCOL_VERSION
     from bench.provenance import git_state, package_versions
+    from bench.records import ExperimentManifest
     from bench.runner import run_grid
 
     config = build_config(preset=spec.preset, methods=list(spec.methods), durations=list(spec.durations),
@@ -147,10 +148,12 @@ def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> Fr
         outcome = run_grid(config, out=out)
     finally:
         torch.set_num_threads(threads)
-    cells, samples = cells_from_records(outcome.records, spec.metrics)
+    records = [r.to_json() for r in outcome.records]
+    cells, samples = cells_from_records(records, spec.metrics)
+    run = ExperimentManifest.read(outcome.scores_file.parent) if outcome.scores_file else None
     weights = {}
     untrained = set()
-    for r in outcome.records:
+    for r in records:
         if r.get("method_weights"):
             weights.setdefault(r["method"], r["method_weights"])
         if r.get("untrained"):
@@ -159,7 +162,8 @@ def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> Fr
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__, "torch_threads": THREADS, "protocol": PROTOCOL_VERSION,
         "git": git_state(), "packages": package_versions(), "device": config.device, "seed": config.seed,
-        "dataset": config.dataset, "size": config.size, "fps": config.fps,
+        "dataset": run.dataset if run else config.dataset, "size": run.size if run else config.size,
+        "fps": run.fps if run else config.fps,
         "method_args": {m: config.args_for(m) for m in spec.methods},
         "method_weights": weights, "untrained": sorted(untrained)}
     return FreshRun(cells, samples, provenance, outcome.failures)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError, DataError
+from bench.records import ExperimentManifest
+from bench.store import Rollout
 from bench.tables import (
     COLUMNS,
     Leaderboard,
@@ -110,13 +112,13 @@ class StoredRollout:
     fps: int
     sample_hash: str | None
     complete: bool
+    results: Path  # the results folder whose run store holds it
 
     def frames_at(self, indices: Sequence[int]) -> dict[int, np.ndarray]:
         """Frames at the given output indices (chunk positions as in ``Rollout.iter_frames``)."""
-        from bench.store import Rollout
         from bench.video import VideoReader
 
-        rollout = Rollout(self.folder.parent.parent.parent, self.method, self.key, {})
+        rollout = Rollout(self.results, self.method, self.key, {})
         wanted = sorted({int(i) for i in indices})
         out: dict[int, np.ndarray] = {}
         position = 0
@@ -148,7 +150,7 @@ def find_rollouts(records: list[dict], results: Path) -> dict[tuple[str, str], S
             best[cell] = (frames, key)
     out = {}
     for (method, sample), (frames, key) in best.items():
-        folder = results / "runs" / method / key[:16]
+        folder = Rollout(results, method, key, {}).folder
         status, payload = {}, {}
         try:
             status = json.loads((folder / "status.json").read_text())
@@ -160,8 +162,12 @@ def find_rollouts(records: list[dict], results: Path) -> dict[tuple[str, str], S
             pass
         complete = status.get("status") == "complete" and status.get("key") == key
         n = int(status.get("n_frames") or payload.get("frames") or frames)
-        out[(method, sample)] = StoredRollout(method, sample, key, folder, n, int(payload.get("fps") or 25),
-                                              payload.get("sample"), complete)
+        fps = payload.get("fps") or next((r.get("fps") for r in records if r.get("method") == method and r.get("fps")),
+                                         None)
+        if fps is None:
+            continue  # neither the rollout nor its scores say its frame rate: no strip rather than a guessed one
+        out[(method, sample)] = StoredRollout(method, sample, key, folder, n, int(fps), payload.get("sample"),
+                                              complete, results)
     return out
 
 
@@ -192,7 +198,7 @@ class GroundTruth:
             return None, f"sample {sample_id} not found in dataset {self.dataset!r}"
         if content_hash and sample.content_hash != content_hash:
             return None, (f"dataset {self.dataset!r} at size {self.size} is not the data this rollout was generated "
-                          f"from (content hash differs); pass --dataset/--preset of the run")
+                          f"from (content hash differs): the dataset's cache changed since the run")
         return sample, None
 
 
@@ -331,7 +337,7 @@ def provenance_html(records: list[dict]) -> str:
 
 # ------------------------------------------------------------------------------------------------ page
 def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAULT_TIMES, max_samples: int = 2,
-                 dataset: str = "lab-test", size: str = "lab-64", layout: str = "leaderboard") -> str:
+                 layout: str = "leaderboard") -> str:
     results = Path(results)
     folder = results / "scores" / experiment
     try:
@@ -349,6 +355,9 @@ def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAUL
                         fix="run `python -m bench run ...` again")
     board = leaderboard(records, layout)
     untrained = untrained_methods(records)
+    run = ExperimentManifest.read(folder)  # the dataset and size the rollouts were generated from
+    dataset = run.dataset if run else next((r["dataset"] for r in records if r.get("dataset")), "lab-test")
+    size = run.size if run else next((r["size"] for r in records if r.get("size")), "lab-64")
     gt = GroundTruth(dataset, size, results / "cache")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
     body = [f"<h1>Benchmark report: {html.escape(experiment)}</h1>",
@@ -374,15 +383,12 @@ def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAUL
 
 
 def report_main(args) -> int:
-    from bench.config import build_config
     from bench.store import atomic_write_bytes
 
     results = Path(args.results or "results")
     experiment = args.experiment or "lab"
-    config = build_config(preset=args.preset, dataset=args.dataset, size=args.size)
     out = Path(args.out) if args.out else results / "report" / f"{experiment}.html"
-    page = build_report(experiment, results, times=args.times, max_samples=args.max_samples,
-                        dataset=config.dataset, size=config.size, layout=args.layout)
+    page = build_report(experiment, results, times=args.times, max_samples=args.max_samples, layout=args.layout)
     atomic_write_bytes(out, page.encode("utf-8"))
     out.chmod(0o644)  # a page to share, not a private temporary file
     print(f"report: {out} ({len(page) / 1024:.0f} KiB, self-contained)")

@@ -20,9 +20,11 @@ from bench.config import RunConfig, duration_frames
 from bench.errors import BenchError, ConfigError, DataError, MethodError
 from bench.metrics.base import PROTOCOL_VERSION
 from bench.provenance import provenance
+from bench.records import (ALL_SAMPLES, SCORES_FILE, ExperimentManifest, ScoreRecord, build_record, read_lines,
+                           shard_name, shard_pattern, write_scores)
 from bench.sample import FileSample, Sample
 from bench.scoring import MetricPlan, plan_metrics, pooled_records, score_rollout
-from bench.store import Rollout, atomic_write_bytes, check_writable, rollout_key
+from bench.store import Rollout, atomic_write_json, check_writable, rollout_key
 
 
 @dataclass
@@ -34,10 +36,11 @@ class Cell:
 
 @dataclass
 class RunOutcome:
-    records: list[dict] = field(default_factory=list)
+    records: list[ScoreRecord] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (method, sample, message)
     scores_file: Path | None = None
     generated_chunks: int = 0
+    scored_cells: int = 0  # (method, sample) cells scored; 0 = every cell failed: there is no table to print
 
 
 def shard_from_env() -> tuple[int, int]:
@@ -46,6 +49,50 @@ def shard_from_env() -> tuple[int, int]:
     if world < 1 or not 0 <= rank < world:
         raise ConfigError(f"bad shard RANK={rank} WORLD_SIZE={world}", fix="launch with torchrun or accelerate launch")
     return rank, world
+
+
+def check_run(config: RunConfig) -> list[tuple[str, int, int]]:
+    """Check every argument of a run before anything starts (no rendering, no worker, no generation):
+    the results folder, dataset, size, sample ids, fps and durations against each sample's length, the
+    metric names and weights, the method names and every method argument. The cheap checks come first, so
+    a dataset / size / samples / durations mistake is answered in well under a second. Returns the
+    ``(id, frames, fps)`` of the samples the run uses."""
+    from bench.datasets import describe_dataset
+    from bench.metrics import METRICS
+    from bench.registry import method_base, methods, unknown
+
+    check_writable(Path(config.results))
+    samples = describe_dataset(config.dataset, size=config.size, n_frames=config.max_frames)
+    if config.samples:
+        missing = set(config.samples) - {sid for sid, _, _ in samples}
+        if missing:
+            raise ConfigError(f"samples {sorted(missing)} are not in dataset {config.dataset}",
+                              fix=f"known ids: {', '.join(sid for sid, _, _ in samples)}")
+        samples = [s for s in samples if s[0] in set(config.samples)]
+    if config.max_samples:
+        samples = samples[: config.max_samples]
+    needed = config.max_frames
+    for sid, n_frames, fps in samples:
+        if fps != config.fps:
+            raise DataError(f"sample {sid} is {fps} fps, the run is {config.fps} fps",
+                            fix="resample the data to the protocol fps or pass --fps to match")
+        if n_frames < needed and config.pose_padding == "error":
+            raise DataError(
+                f"sample {sid} is {n_frames} frames long ({n_frames / fps:g} s) but the longest duration needs "
+                f"{needed} ({needed / config.fps:g} s)",
+                fix=f"ask for --durations up to {n_frames / fps:g}, or pass --pose-padding reflect|hold to extend the "
+                    "pose sequence (recorded in every score and in the rollout key)")
+    table = methods()
+    for name in config.methods:
+        if method_base(name) not in table:
+            raise unknown("method", method_base(name), table)
+    for name in config.metrics:
+        if name not in METRICS:
+            raise unknown("metric", name, METRICS)
+    plan_metrics(config.metrics, quiet=True)  # explicit metrics: their weights must be present
+    for name in config.methods:  # imports the method's module (torch): last
+        instantiate(name, config)
+    return samples
 
 
 def load_samples(config: RunConfig) -> list[Sample]:
@@ -60,14 +107,10 @@ def load_samples(config: RunConfig) -> list[Sample]:
         from bench.datasets import load_dataset
 
         samples = load_dataset(config.dataset, n_frames=config.max_frames, size=config.size,
-                               cache_root=Path(config.results) / "cache", progress=config.progress)
+                               cache_root=Path(config.results) / "cache", progress=config.progress,
+                               allow_short=config.pose_padding != "error")
     if config.samples:
-        wanted = set(config.samples)
-        missing = wanted - {s.id for s in samples}
-        if missing:
-            raise ConfigError(f"samples {sorted(missing)} are not in dataset {config.dataset}",
-                              fix=f"known ids: {', '.join(s.id for s in samples)}")
-        samples = [s for s in samples if s.id in wanted]
+        samples = [s for s in samples if s.id in set(config.samples)]
     if config.max_samples:
         samples = samples[: config.max_samples]
     return samples
@@ -115,22 +158,16 @@ class GridRunner:
     # -- setup -------------------------------------------------------------------------------------
     def prepare(self) -> tuple[list[Cell], MetricPlan]:
         config = self.config
-        check_writable(self.root)
+        check_run(config)  # every argument, before anything is rendered or generated
         for name in config.methods:
             self.animators[name] = instantiate(name, config)
-        plan = plan_metrics(config.metrics)  # errors for named metrics happen here, before generation
+        plan = plan_metrics(config.metrics, quiet=os.environ.get("BENCH_WORKER", "0") != "0")  # notices once
         samples = load_samples(config)
-        needed = config.max_frames
-        for sample in samples:
-            if sample.fps != config.fps:
-                raise DataError(f"sample {sample.id} is {sample.fps} fps, the run is {config.fps} fps",
-                                fix="resample the data to the protocol fps or pass --fps to match")
-            if sample.n_frames < needed and config.pose_padding == "error":
-                raise DataError(
-                    f"sample {sample.id} has {sample.n_frames} pose frames ({sample.n_frames / sample.fps:.1f} s) "
-                    f"but {needed} ({needed / config.fps:.1f} s) are needed",
-                    fix="ask for shorter --durations, or pass --pose-padding reflect|hold to extend the pose "
-                        "sequence (recorded in every score)")
+        self.sample_ids = [s.id for s in samples]
+        for sample in samples:  # what was described is what was loaded
+            if sample.fps != config.fps or (sample.n_frames < config.max_frames and config.pose_padding == "error"):
+                raise DataError(f"sample {sample.id} loaded as {sample.n_frames} frames at {sample.fps} fps, the run "
+                                f"needs {config.max_frames} at {config.fps}", fix="rebuild the dataset's cache")
         cells = [Cell(m, s, i) for i, (m, s) in enumerate((m, s) for m in config.methods for s in samples)]
         return [c for c in cells if c.index % self.world == self.rank], plan
 
@@ -158,14 +195,13 @@ class GridRunner:
         animator = self.ready(cell.method)
         n_frames = min(config.max_frames, cell.sample.n_frames) if config.pose_padding == "error" else config.max_frames
         n_refs = reference_count(config.references, animator.capabilities().max_references, cell.sample)
-        request = AnimationRequest(sample=cell.sample, n_frames=n_frames, fps=config.fps, height=cell.sample.height,
-                                   width=cell.sample.width, seed=config.seed, pose_padding=config.pose_padding,
-                                   n_references=n_refs)
         key, payload = rollout_key(animator.name, animator.version, animator.identity(),
                                    animator.weight_fingerprints(), cell.sample.content_hash, n_frames, config.fps,
-                                   request.height, request.width, config.seed, n_references=n_refs)
-        if config.pose_padding != "error":
-            payload["pose_padding"] = config.pose_padding
+                                   cell.sample.height, cell.sample.width, config.seed, n_references=n_refs,
+                                   pose_padding=config.pose_padding)
+        request = AnimationRequest(sample=cell.sample, n_frames=n_frames, fps=config.fps, height=cell.sample.height,
+                                   width=cell.sample.width, seed=config.seed, pose_padding=config.pose_padding,
+                                   n_references=n_refs, rollout_key=key)
         return Rollout(self.root, cell.method, key, payload), request
 
     # -- generation ---------------------------------------------------------------------------------
@@ -229,6 +265,7 @@ class GridRunner:
         cells, plan = self.prepare()
         outcome = RunOutcome()
         prov = provenance(config.device, PROTOCOL_VERSION)
+        self.manifest = ExperimentManifest.from_config(config, self.sample_ids)
         self.log(f"bench run: {len(config.methods)} method(s) x {len({c.sample.id for c in cells})} sample(s), "
                  f"durations {', '.join(f'{d:g}s' for d in config.durations)}, rank {self.rank}/{self.world}, "
                  f"metrics {', '.join(plan.names) or '-'}" +
@@ -272,6 +309,7 @@ class GridRunner:
             status = rollout.status() or {}
             model_info = status.get("model_info", {})
             self.n_references.setdefault(cell.method, set()).add(request.n_references)
+            outcome.scored_cells += 1
             for record in scores.records:
                 outcome.records.append(self.score_line(cell, rollout, record, status, model_info, prov,
                                                        request.n_references))
@@ -280,19 +318,30 @@ class GridRunner:
         if grid_bar is not None:
             grid_bar.n = len(cells)
             grid_bar.close()
-        if self.world == 1:
-            for record in pooled_records(plan, pooled, config.durations, config.fps):
-                record["n_references"] = cell_references(self.n_references.get(record["method"], ()))
-                outcome.records.append(self.cell_line(record, prov))
         for name, reason in plan.skipped:
             for method in config.methods:
                 for duration in config.durations:
-                    outcome.records.append(self.cell_line(
-                        {"method": method, "sample": "*", "metric": name, "duration_s": float(duration),
-                         "n_frames": duration_frames(duration, config.fps), "value": None, "missing": reason,
-                         "n_references": cell_references(self.n_references.get(method, ()))}, prov))
-        outcome.scores_file = self.write_scores(outcome.records)
-        self.write_pooled_index(pooled)
+                    outcome.records.append(build_record(
+                        self.manifest, method=method, sample=ALL_SAMPLES, metric=name, duration_s=duration,
+                        n_frames=duration_frames(duration, config.fps), value=None, missing=reason,
+                        n_references=cell_references(self.n_references.get(method, ())),
+                        protocol=PROTOCOL_VERSION, provenance=prov))
+        if self.world == 1:
+            weights = {name: plan.weight_records(name) for name in plan.names}
+            outcome.records += merge_pooled(self.manifest, pooled, outcome.records, prov, weights)
+            outcome.scores_file = write_scores(self.scores_dir() / SCORES_FILE, outcome.records)
+            self.manifest.write(self.scores_dir())
+            for stale in [*self.scores_dir().glob(shard_pattern("scores")), *self.scores_dir().glob(shard_pattern("pooled"))]:
+                stale.unlink()  # shards of an earlier sharded run of this experiment: never merged into this one
+        else:
+            outcome.scores_file = write_scores(self.scores_dir() / shard_name("scores", self.rank, self.world),
+                                               outcome.records)
+            atomic_write_json(self.scores_dir() / shard_name("pooled", self.rank, self.world),
+                              {"states": {m: {k: sorted(map(str, v)) for k, v in per.items()} for m, per in pooled.items()},
+                               "weights": {name: plan.weight_records(name) for name in plan.names},
+                               "failures": [list(f) for f in outcome.failures],
+                               "scored_cells": outcome.scored_cells})
+            self.manifest.write(self.scores_dir())  # every rank writes the same manifest
         self.log(f"scores: {outcome.scores_file} ({len(outcome.records)} lines, {time.time() - started:.1f} s)")
         return outcome
 
@@ -304,42 +353,75 @@ class GridRunner:
         self.log(f"FAILED {cell.method} / {cell.sample.id}: {message.splitlines()[0]}")
 
     def score_line(self, cell: Cell, rollout: Rollout, record: dict, status: dict, model_info: dict,
-                   prov: dict, n_references: int) -> dict:
-        weights = dict(model_info.get("weights", {}))
-        return {"schema": "bench.score/1", "experiment": self.config.experiment_name, "method": cell.method,
-                "method_version": rollout.payload["version"], "sample": cell.sample.id, **record,
-                "n_references": int(n_references),
-                "rollout_key": rollout.key, "seed": self.config.seed, "protocol": PROTOCOL_VERSION,
-                "adaptations": status.get("adaptations", []), "method_weights": weights,
-                **({"untrained": True} if is_untrained(model_info) else {}), "provenance": prov}
-
-    def cell_line(self, record: dict, prov: dict) -> dict:
-        return {"schema": "bench.score/1", "experiment": self.config.experiment_name, **record,
-                "seed": self.config.seed, "protocol": PROTOCOL_VERSION, "provenance": prov}
+                   prov: dict, n_references: int) -> ScoreRecord:
+        untrained = True if is_untrained(model_info) else None
+        return build_record(self.manifest, method=cell.method, sample=cell.sample.id, protocol=PROTOCOL_VERSION,
+                            provenance=prov, method_version=rollout.payload["version"], rollout_key=rollout.key,
+                            n_references=int(n_references), adaptations=status.get("adaptations", []),
+                            method_weights=dict(model_info.get("weights", {})), untrained=untrained, **record)
 
     def scores_dir(self) -> Path:
         return self.root / "scores" / self.config.experiment_name
 
-    def write_scores(self, records: list[dict]) -> Path:
-        name = "scores.jsonl" if self.world == 1 else f"scores.shard-{self.rank}-of-{self.world}.jsonl"
-        return write_scores_file(self.scores_dir() / name, records)
 
-    def write_pooled_index(self, pooled: dict[str, dict[str, list[Path]]]) -> None:
-        """Where each shard's pooled states live, so ``bench table`` can compute cell metrics after merging."""
-        if not pooled:
-            return
-        from bench.store import atomic_write_json
+def merge_pooled(manifest: ExperimentManifest, states: dict[str, dict[str, list[Path]]],
+                 records: list, prov: dict, weights: dict[str, list]) -> list[ScoreRecord]:
+    """Cell records of the pooled metrics (FID, V-MAE FD) from the per-rollout states of a whole run:
+    the one place they are computed, for one process and for merged shards alike."""
+    out = []
+    for record in pooled_records(states, manifest.durations, manifest.fps, weights):
+        counts = [r.n_references if isinstance(r, ScoreRecord) else r.get("n_references") for r in records
+                  if (r.method if isinstance(r, ScoreRecord) else r["method"]) == record["method"]
+                  and (r.sample if isinstance(r, ScoreRecord) else r["sample"]) != ALL_SAMPLES]
+        out.append(build_record(manifest, protocol=PROTOCOL_VERSION, provenance=prov,
+                                n_references=cell_references(c for c in counts if c is not None), **record))
+    return out
 
-        name = "pooled.json" if self.world == 1 else f"pooled.shard-{self.rank}-of-{self.world}.json"
-        atomic_write_json(self.scores_dir() / name,
-                          {m: {k: sorted(str(p) for p in v) for k, v in per.items()} for m, per in pooled.items()})
 
+def merge_shards(folder: Path) -> RunOutcome:
+    """Merge the shard files of a sharded run (``--workers`` or torchrun) into one ``scores.jsonl``: the
+    shards of one world size, all present, the pooled metrics computed once over every shard's states;
+    then the shard files go. Raises when shards are missing or from runs of different sizes. Returns the
+    merged run's outcome: its scores file, scored cells and every rank's failures."""
+    import re
 
-def write_scores_file(path: Path, records: list[dict]) -> Path:
-    """Score lines sorted by (method, sample, duration, metric), one JSON object per line, written atomically."""
-    records.sort(key=lambda r: (r["method"], r["sample"], r["duration_s"], r["metric"]))
-    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
-    return path
+    folder = Path(folder)
+    shards = sorted(folder.glob(shard_pattern("scores")))
+    if not shards:
+        raise BenchError(f"no shard files in {folder}", fix="run `python -m bench run` with --workers N or torchrun")
+    worlds = {int(re.search(r"-of-(\d+)", p.name).group(1)) for p in shards}
+    if len(worlds) != 1:
+        raise BenchError(f"{folder} holds shards of runs with {sorted(worlds)} workers", fix="delete the stale shard "
+                         "files (keep one run's) and run `python -m bench table` again")
+    world = worlds.pop()
+    expected = [folder / shard_name("scores", r, world) for r in range(world)]
+    absent = [p.name for p in expected if not p.exists()]
+    if absent:
+        raise BenchError(f"{folder}: shard(s) {', '.join(absent)} missing: not every rank finished",
+                         fix="re-run the same command (finished rollouts are reused)")
+    manifest = ExperimentManifest.read(folder)
+    if manifest is None:
+        raise BenchError(f"{folder} has no experiment.json", fix="re-run the same `python -m bench run` command")
+    records = [r for p in expected for r in read_lines(p)]
+    states: dict[str, dict[str, list[Path]]] = {}
+    weights: dict[str, list] = {}
+    outcome = RunOutcome()
+    for r in range(world):
+        index = folder / shard_name("pooled", r, world)
+        if index.exists():
+            data = json.loads(index.read_text())
+            weights.update(data.get("weights", {}))
+            outcome.failures += [tuple(f) for f in data.get("failures", [])]
+            outcome.scored_cells += int(data.get("scored_cells", 0))
+            for method, per in data.get("states", {}).items():
+                for metric, paths in per.items():
+                    states.setdefault(method, {}).setdefault(metric, []).extend(Path(p) for p in paths)
+    prov = records[0]["provenance"] if records else provenance("cpu", PROTOCOL_VERSION)
+    records += [r.to_json() for r in merge_pooled(manifest, states, records, prov, weights)]
+    outcome.scores_file = write_scores(folder / SCORES_FILE, records)
+    for p in [*expected, *(folder / shard_name("pooled", r, world) for r in range(world))]:
+        p.unlink(missing_ok=True)
+    return outcome
 
 
 def cell_references(counts) -> int | list[int] | None:

@@ -33,7 +33,6 @@ import numpy as np
 from bench.errors import DataError
 
 SAMPLE_SCHEMA = "bench.sample/1"
-VIDEO_FIELDS = ("gt", "pose", "face", "masks")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

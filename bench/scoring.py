@@ -21,8 +21,7 @@ from bench.metrics.base import PROTOCOL_VERSION, FrameBatch, Metric
 from bench.sample import Sample
 from bench.store import Rollout, atomic_write_json, atomic_write_npz, canonical_json
 
-SCORE_SCHEMA = "bench.score/1"
-ALL_SAMPLES = "*"
+from bench.records import ALL_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,14 @@ class MetricPlan:
         return [dict(r) for r in dict(self.weights).get(name, ())]
 
 
-def plan_metrics(requested: Sequence[str]) -> MetricPlan:
+def plan_metrics(requested: Sequence[str], quiet: bool = False) -> MetricPlan:
     """Requested by name: missing weights are an error (before any generation). Default set: metrics
     whose weights are absent are skipped with a loud notice and shown as "n/a (no weights)"."""
-    from bench.metrics import DEFAULT_METRICS
+    from bench.metrics import default_metrics
     from bench.registry import metric_class
 
     explicit = bool(requested)
-    names = tuple(requested) if explicit else tuple(DEFAULT_METRICS)
+    names = tuple(requested) if explicit else default_metrics()
     kept, skipped, weights = [], [], []
     for name in names:
         cls = metric_class(name)
@@ -53,8 +52,9 @@ def plan_metrics(requested: Sequence[str]) -> MetricPlan:
         except WeightsError as exc:
             if explicit:
                 raise
-            print(f"NOTICE: metric {name!r} skipped: {exc.message}" + (f"\n  fix: {exc.fix}" if exc.fix else ""),
-                  file=sys.stderr)
+            if not quiet:
+                print(f"NOTICE: metric {name!r} skipped: {exc.message}" + (f"\n  fix: {exc.fix}" if exc.fix else ""),
+                      file=sys.stderr)
             skipped.append((name, "n/a (no weights)"))
             continue
         kept.append(name)
@@ -184,9 +184,10 @@ def score_rollout(rollout: Rollout, sample: Sample, plan: MetricPlan, durations:
     return RolloutScores(records, pooled_paths)
 
 
-def pooled_records(plan: MetricPlan, states_by_method: dict[str, dict[str, list[Path]]],
-                   durations: Sequence[float], fps: int) -> list[dict]:
-    """One record per (method, duration, pooled metric) from the per-rollout states of a whole cell."""
+def pooled_records(states_by_method: dict[str, dict[str, list[Path]]], durations: Sequence[float],
+                   fps: int, weights: dict[str, list] | None = None) -> list[dict]:
+    """One record per (method, duration, pooled metric) from the per-rollout states of a whole cell
+    (``weights``: the metric's weight records, as ``MetricPlan.weight_records``)."""
     from bench.registry import metric_class
 
     out = []
@@ -208,5 +209,5 @@ def pooled_records(plan: MetricPlan, states_by_method: dict[str, dict[str, list[
                             "n_frames": n, "value": None if value is None else float(value),
                             "higher_is_better": cls.higher_is_better, "pooled": {"n_videos": len(states), **extra},
                             **({"missing": f"n/a ({problem})"} if value is None and problem else {}),
-                            "metric_weights": plan.weight_records(name)})
+                            "metric_weights": list((weights or {}).get(name, []))})
     return out

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import BenchError, os_reason
 from bench.sample import sha256_file
 
 KEY_SCHEMA = "bench.rollout-key/1"
@@ -48,17 +48,29 @@ def _json_default(obj: Any):
 
 
 def rollout_key(method: str, version: str, identity: dict, weights: dict, sample_hash: str, n_frames: int,
-                fps: int, height: int, width: int, seed: int, n_references: int = 1) -> tuple[str, dict]:
-    """The content address of a rollout: everything that changes its pixels, nothing else.
+                fps: int, height: int, width: int, seed: int, n_references: int = 1,
+                pose_padding: str = "error") -> tuple[str, dict]:
+    """The content address of a rollout: everything that changes its pixels, nothing else. This is the
+    only place a rollout's identity is hashed: the folder, the resume state and the score records all
+    carry this key.
 
     ``n_references`` (reference views given to the method) enters only when it is more than one (a
     multi-view run): 1 is the protocol default and 0 means the method reads no reference at all, neither
-    of which changes pixels relative to the keys written before the count existed."""
+    of which changes pixels relative to the keys written before the count existed.
+
+    ``pose_padding`` decides the poses past the end of the sequence: those of the last chunk's tail and,
+    with an explicit ``--pose-padding``, those of a rollout longer than its sample. ``error`` pads the
+    last chunk's tail by reflection (what Wan-Animate does), so ``error`` and ``reflect`` give the same
+    pixels and the same key; ``hold`` gives other pixels and enters the key."""
+    if pose_padding not in ("error", "reflect", "hold"):
+        raise BenchError(f"pose padding {pose_padding!r} unknown", fix="use error, reflect or hold")
     payload = {"schema": KEY_SCHEMA, "method": method, "version": str(version), "identity": identity,
                "weights": dict(sorted(weights.items())), "sample": sample_hash, "frames": int(n_frames),
                "fps": int(fps), "resolution": [int(height), int(width)], "seed": int(seed)}
     if n_references > 1:
         payload["n_references"] = int(n_references)
+    if pose_padding == "hold":
+        payload["pose_padding"] = pose_padding
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest(), payload
 
 
@@ -96,7 +108,7 @@ def check_writable(root: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise BenchError(f"results folder {root} is not writable: {exc}",
+        raise BenchError(f"results folder {root} is not writable ({os_reason(exc)})",
                          fix="pass --results DIR pointing to a folder you can write to") from None
 
 
@@ -181,9 +193,6 @@ class Rollout:
                           {"status": "complete", "key": self.key, "n_frames": int(n_frames), "chunks": len(records),
                            **info})
 
-    def invalidate(self) -> None:
-        (self.folder / "status.json").unlink(missing_ok=True)
-
     # -- chunks ----------------------------------------------------------------------------------
     def _paths(self, index: int) -> tuple[Path, Path, Path]:
         stem = self.chunks_dir / f"{index:05d}"
@@ -247,9 +256,6 @@ class Rollout:
 
         _, state_path, _ = self._paths(index)
         return _decode_state(torch.load(state_path, map_location="cpu", weights_only=True))
-
-    def frames_written(self) -> int:
-        return sum(r.n_frames for r in self.chunk_records())
 
     def iter_frames(self, stop: int, batch: int = 64) -> Iterator[tuple[int, np.ndarray]]:
         """Stream ``(start, frames)`` batches of the rollout's first ``stop`` frames, chunk by chunk."""

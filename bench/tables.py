@@ -6,14 +6,15 @@ missing ("-", or the recorded reason such as "n/a (no weights)"), never 0.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from bench.errors import BenchError
+from bench.metrics import METRICS
+from bench.records import check_one_run, read_scores  # noqa: F401  (read_scores: the store's reader)
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,8 @@ class Column:
     digits: int
 
 
-COLUMNS = (
-    Column("psnr", "PSNR", True, 3), Column("ssim", "SSIM", True, 3), Column("lpips", "LPIPS", False, 3),
-    Column("fid", "FID", False, 3), Column("vmae_paired", "V-MAE", False, 3), Column("vmae_fd", "V-MAE FD", False, 3),
-    Column("fpsnr", "F-PSNR", True, 3), Column("bgpsnr", "BG-PSNR", True, 3), Column("seam", "Seam", False, 3),
-)
+#: one column per registered metric, in registry order (display, direction, digits: ``bench.metrics.METRICS``)
+COLUMNS = tuple(Column(name, info.display, info.higher_is_better, info.digits) for name, info in METRICS.items())
 ABLATION_METRICS = ("psnr", "ssim", "lpips")
 DISPLAY_NAMES = {"everanimate": "EverAnimate", "wan_animate": "Wan-Animate", "vae_roundtrip": "VAE round trip",
                  "ground_truth": "Ground truth", "static_reference": "Static reference", "precomputed": "Precomputed",
@@ -49,58 +47,21 @@ def untrained_methods(records: Iterable[dict]) -> frozenset:
 
 
 def column_for(metric: str, higher_is_better: bool | None = None) -> Column:
-    for c in COLUMNS:
-        if c.metric == metric:
-            return c
-    return Column(metric, metric, True if higher_is_better is None else higher_is_better, 3)
+    """The column of a registered metric (read from the registry now, so a metric added at run time has
+    one too); for any other metric, its name and the direction its records give (``higher_is_better``),
+    never a guessed one."""
+    info = METRICS.get(metric)
+    if info is not None:
+        return Column(metric, info.display, info.higher_is_better, info.digits)
+    if higher_is_better is None:
+        raise BenchError(f"metric {metric!r} is not registered and its records give no direction",
+                         fix="register the metric (docs/adding_a_metric.md) or record higher_is_better")
+    return Column(metric, metric, bool(higher_is_better), 3)
 
 
-def read_scores(folder: Path) -> list[dict]:
-    """Merge ``scores.jsonl`` and every shard file of an experiment; the last line for a key wins."""
-    folder = Path(folder)
-    files = sorted(folder.glob("scores*.jsonl"))
-    if not files:
-        raise BenchError(f"no scores in {folder}", fix="run `python -m bench run ...` first (or pass --experiment)")
-    merged: dict[tuple, dict] = {}
-    for f in files:
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchError(f"{f}:{n} is not valid JSON ({exc})", fix="delete the file and re-run `bench run`") from None
-            merged[(r["method"], r["sample"], r["duration_s"], r["metric"])] = r
-    records = list(merged.values())
-    records += pooled_from_index(folder, records)
-    return records
-
-
-def pooled_from_index(folder: Path, records: list[dict]) -> list[dict]:
-    """Cell metrics of sharded runs: merge every shard's pooled states and compute them here."""
-    shard_indexes = sorted(folder.glob("pooled.shard-*.json"))
-    if not shard_indexes:
-        return []
-    from bench.scoring import MetricPlan, pooled_records
-
-    merged: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
-    for f in shard_indexes:
-        for method, per in json.loads(f.read_text()).items():
-            for metric, paths in per.items():
-                merged[method][metric].extend(Path(p) for p in paths)
-    durations = sorted({r["duration_s"] for r in records})
-    fps_guess = {round(r["n_frames"] / r["duration_s"]) for r in records if r.get("duration_s")}
-    fps = fps_guess.pop() if len(fps_guess) == 1 else 25
-    have = {(r["method"], r["metric"]) for r in records if r["sample"] == "*"}
-    todo = {m: {k: v for k, v in per.items() if (m, k) not in have} for m, per in merged.items()}
-    from bench.runner import cell_references
-
-    out = pooled_records(MetricPlan(()), todo, durations, fps)
-    for record in out:  # the cell's reference count, from its per-sample lines
-        record["n_references"] = cell_references(r["n_references"] for r in records
-                                                 if r["method"] == record["method"] and "n_references" in r
-                                                 and r["sample"] != "*")
-    return out
+def directions(records: Iterable[dict]) -> dict[str, bool]:
+    """metric -> higher_is_better, as the records give it."""
+    return {r["metric"]: bool(r["higher_is_better"]) for r in records if r.get("higher_is_better") is not None}
 
 
 @dataclass
@@ -136,7 +97,7 @@ def aggregate(records: Iterable[dict]) -> tuple[dict[tuple[str, float, str], Cel
             cells[key] = Cell(mean, std, len(v))
         else:
             cells[key] = Cell(None, None, 0, missing.get(key))
-    order = [c.metric for c in COLUMNS]
+    order = list(METRICS)
     metrics.sort(key=lambda m: order.index(m) if m in order else len(order))
     return cells, methods, sorted(durations), metrics
 
@@ -148,12 +109,16 @@ class Leaderboard:
     metrics: list[str]
     cells: dict
     untrained: frozenset = frozenset()
+    directions: dict = field(default_factory=dict)  # metric -> higher_is_better, from the records
 
     def display(self, method: str) -> str:
         return display_name(method, self.untrained)
 
+    def column(self, metric: str) -> Column:
+        return column_for(metric, self.directions.get(metric))
+
     def best(self, duration: float, metric: str) -> float | None:
-        col = column_for(metric)
+        col = self.column(metric)
         vals = [c.mean for m in self.methods if (c := self.cells.get((m, duration, metric))) and c.mean is not None
                 and m != "ground_truth"]
         if not vals:
@@ -166,14 +131,14 @@ class Leaderboard:
             return "-"
         if cell.mean is None:
             return cell.missing or "-"
-        s = f"{cell.mean:.{column_for(metric).digits}f}"
+        s = f"{cell.mean:.{self.column(metric).digits}f}"
         best = self.best(duration, metric)
         if best is not None and cell.mean == best and method != "ground_truth":
             s = f"{bold[0]}{s}{bold[1]}"
         return s
 
     def header(self, metric: str) -> str:
-        col = column_for(metric)
+        col = self.column(metric)
         return f"{col.display} {'↑' if col.higher_is_better else '↓'}"
 
     def markdown(self) -> str:
@@ -198,9 +163,9 @@ class Leaderboard:
                 for m in self.metrics:
                     cell = self.cells.get((method, d, m))
                     if cell is None:
-                        writer.writerow([method, d, m, column_for(m).higher_is_better, "", "", 0, "missing"])
+                        writer.writerow([method, d, m, self.column(m).higher_is_better, "", "", 0, "missing"])
                     else:
-                        writer.writerow([method, d, m, column_for(m).higher_is_better,
+                        writer.writerow([method, d, m, self.column(m).higher_is_better,
                                          "" if cell.mean is None else repr(cell.mean),
                                          "" if cell.std is None else repr(cell.std), cell.n, cell.missing or ""])
         return buffer.getvalue()
@@ -211,7 +176,7 @@ class Leaderboard:
         lines.append(" & ".join(["Method"] + [rf"\multicolumn{{{cols}}}{{c}}{{{d:g} s}}" for d in self.durations]) + r" \\")
         heads = []
         for m in self.metrics:
-            col = column_for(m)
+            col = self.column(m)
             arrow = r"$\uparrow$" if col.higher_is_better else r"$\downarrow$"
             heads.append(f"{col.display} {arrow}")
         lines.append(" & ".join([""] + heads * len(self.durations)) + r" \\")
@@ -227,12 +192,13 @@ class Leaderboard:
 
 
 def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[str] | None = None) -> Leaderboard:
+    check_one_run(records)
     cells, found_methods, durations, metrics = aggregate(records)
     if layout == "ablation":
         metrics = [m for m in metrics if m in ABLATION_METRICS]
     if methods:
         found_methods = [m for m in methods if m in found_methods] + [m for m in found_methods if m not in methods]
-    return Leaderboard(found_methods, durations, metrics, cells, untrained_methods(records))
+    return Leaderboard(found_methods, durations, metrics, cells, untrained_methods(records), directions(records))
 
 
 def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
@@ -271,8 +237,9 @@ def plot_drift(records: list[dict], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     untrained = untrained_methods(records)
+    given = directions(records)
     for metric, per_method in sorted(drift_curves(records).items()):
-        col = column_for(metric)
+        col = column_for(metric, given.get(metric))
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for method, (xs, ys) in sorted(per_method.items()):
             finite = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]

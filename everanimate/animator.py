@@ -54,6 +54,8 @@ class EverAnimate(Animator):
     description = "EverAnimate: persistent latent propagation (K identity + 1 motion latent slot) and a " \
                   "restorative-flow-matching LoRA on Wan2.2-Animate"
 
+    Config = None  # validates its own keyword arguments (explicit signature)
+
     def __init__(self, components: str = "tiny-random", model_dir: str | None = None, lora: str | None = None,
                  lora_scale: float = 1.0, tiny_seed: int = 0, dtype: str | None = None, **sampler_args: Any):
         unknown = sorted(set(sampler_args) - SAMPLER_FIELDS)
@@ -165,13 +167,6 @@ class EverAnimate(Animator):
         return info
 
     # -- rollout ------------------------------------------------------------------------------------------
-    def config_hash(self, request: AnimationRequest) -> str:
-        blob = {"method": self.name, "version": self.version, "identity": self.identity(),
-                "weights": self.weight_fingerprints(), "sample": request.sample.content_hash,
-                "n_frames": request.n_frames, "fps": request.fps, "height": request.height, "width": request.width,
-                "seed": request.seed, "pose_padding": request.pose_padding, "n_references": request.n_references}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
-
     def _references(self, request: AnimationRequest) -> list[np.ndarray]:
         """The views the request gives (the user reference only, unless a multi-view run), checked."""
         refs = request.references()
@@ -211,7 +206,7 @@ class EverAnimate(Animator):
             self.record("memory", f"{len(refs)} reference view(s) < K={self.config.n_memory}: identity memory "
                         f"completed from generated chunk 0 ({self.config.n_memory - len(refs)} random frames, "
                         "never frame 0, then the reference last)", views=len(refs))
-        return self.sampler.start(refs, request.seed, self.config_hash(request)), refs, request
+        return self.sampler.start(refs, request.seed, self.resume_key(request)), refs, request
 
     def step(self, state, chunk: ChunkInput):
         rollout, refs, request = state
@@ -242,18 +237,15 @@ class EverAnimate(Animator):
                 "anchors_final": int(r.anchors_final),
                 "motion": r.motion.detach().cpu() if r.motion is not None else torch.zeros(0),
                 "last_frame": torch.from_numpy(r.last_frame) if r.last_frame is not None else torch.zeros(0, dtype=torch.uint8),
-                "rng_state": r.rng.get_state(), "config_hash": r.config_hash,
+                "rng_state": r.rng.get_state(), "rollout_key": r.rollout_key,
                 "completion_frames": list(r.completion_frames)}
 
     def load_state_dict(self, request: AnimationRequest, blob: dict):
         from everanimate.sampler import RolloutState
 
         self._check_request(request)
-        expected = self.config_hash(request)
-        if blob.get("config_hash") != expected:
-            raise ConfigError("everanimate: the saved rollout state was made with a different configuration "
-                              f"(hash {str(blob.get('config_hash'))[:12]} != {expected[:12]})",
-                              fix="resume with the same method arguments, weights, sample and seed, or start over")
+        self.check_resume(request, blob)
+        expected = blob["rollout_key"]
         dev = self.device
         rng = torch.Generator()
         rng.set_state(blob["rng_state"])

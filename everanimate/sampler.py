@@ -78,7 +78,7 @@ class RolloutState:
     motion: torch.Tensor | None  # (1, C, 1, h, w): last denoised latent slice of the previous chunk
     last_frame: np.ndarray | None  # (H, W, 3) uint8: previous chunk's last decoded frame (CLIP input)
     rng: torch.Generator  # draws the anchor-completion frames
-    config_hash: str
+    rollout_key: str  # the rollout this state belongs to (checked on resume)
     completion_frames: list[int] = field(default_factory=list)
 
 
@@ -134,14 +134,14 @@ class ChunkSampler:
         return pose_lat, face_feat, clip
 
     # -- rollout ---------------------------------------------------------------------------------------
-    def start(self, references: list[np.ndarray], seed: int, config_hash: str) -> RolloutState:
+    def start(self, references: list[np.ndarray], seed: int, rollout_key: str) -> RolloutState:
         """Chunk 0's identity memory: the user's views (at most K) encoded alone, cycled to K slots."""
         k = self.config.n_memory
         views = list(references[:k])
         latents = self.encode_alone(views, "reference")
         anchors = latents[:, :, [i % len(views) for i in range(k)]]
         rng = torch.Generator().manual_seed(int(seed))
-        return RolloutState(0, anchors, len(views) >= k, None, None, rng, config_hash)
+        return RolloutState(0, anchors, len(views) >= k, None, None, rng, rollout_key)
 
     @torch.no_grad()
     def step(self, state: RolloutState, references: list[np.ndarray], pose: np.ndarray, face: np.ndarray,
@@ -171,7 +171,7 @@ class ChunkSampler:
             with self.profiler.part("vae_decode"):
                 frames = wan.unit_to_uint8(wan.pixels_to_unit(wan.vae_decode(self.c.vae, target)))
             state = RolloutState(c + 1, state.anchors, state.anchors_final, target[:, :, -1:].clone(),
-                                 frames[-1].copy(), state.rng, state.config_hash, state.completion_frames)
+                                 frames[-1].copy(), state.rng, state.rollout_key, state.completion_frames)
             if c == 0 and not state.anchors_final:
                 state = self.complete_memory(state, references, frames)
         return frames, state

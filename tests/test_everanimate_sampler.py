@@ -90,11 +90,11 @@ def _roundtrip(blob):
 def test_resume_with_other_config_is_an_error(full_rollout, animator):
     req, col, _, _ = full_rollout
     other = AnimationRequest(req.sample, req.n_frames, 25, 64, 64, seed=4)
-    with pytest.raises(ConfigError, match="different configuration"):
+    with pytest.raises(MethodError, match="belongs to another rollout"):
         animator.load_state_dict(other, col.blobs[1])
     different = EverAnimate(chunk_frames=9, steps=3)
     different.load("cpu")
-    with pytest.raises(ConfigError):
+    with pytest.raises(MethodError, match="belongs to another rollout"):
         different.load_state_dict(req, col.blobs[1])
 
 

@@ -70,17 +70,20 @@ def test_two_shards_merge_to_the_one_process_result(tmp_path):
         finish(p)
     shards = sorted(p.name for p in (tmp_path / "res" / "scores" / "two").glob("scores*.jsonl"))
     assert shards == ["scores.shard-0-of-2.jsonl", "scores.shard-1-of-2.jsonl"]
+    from bench.errors import BenchError
     from bench.tables import leaderboard, read_scores
 
+    with pytest.raises(BenchError, match="unmerged shard files"):  # never read as a partial table
+        read_scores(tmp_path / "res" / "scores" / "two")
+    table = subprocess.run([sys.executable, "-m", "bench", "table", "--experiment", "two", "--results",
+                            str(tmp_path / "res")], cwd=REPO, capture_output=True, text=True)
+    assert table.returncode == 0 and "Ground truth" in table.stdout  # `bench table` merges the ranks' shards
     one = read_scores(tmp_path / "res" / "scores" / "one")
     two = read_scores(tmp_path / "res" / "scores" / "two")
     strip = lambda rs: sorted((r["method"], r["sample"], r["duration_s"], r["metric"], r["value"], r["rollout_key"])
                               for r in rs)
     assert strip(one) == strip(two)
     assert leaderboard(one).markdown() == leaderboard(two).markdown()
-    table = subprocess.run([sys.executable, "-m", "bench", "table", "--experiment", "two", "--results",
-                            str(tmp_path / "res")], cwd=REPO, capture_output=True, text=True)
-    assert table.returncode == 0 and "Ground truth" in table.stdout
 
 
 @pytest.mark.slow

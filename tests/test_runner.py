@@ -138,3 +138,13 @@ def test_every_method_gets_the_same_reference_views_and_scores_say_how_many(tmp_
                for r in mrecords if r["method"] == "everanimate")
     with pytest.raises(ConfigError, match="references"):
         config(tmp_path, data, references="all")
+
+
+@pytest.mark.parametrize("method", ["ground_truth", "static_reference", "wan_animate", "vae_roundtrip",
+                                    "oracle_pixel_carry", "everanimate", "precomputed", "scail"])
+def test_unknown_method_arguments_are_always_rejected(tmp_path, dataset, method):
+    """`--method-arg ground_truth.nosuch=1` used to run (exit 0): the base class took any keyword."""
+    from bench.runner import instantiate
+
+    with pytest.raises(ConfigError, match="nosuch"):
+        instantiate(method, config(tmp_path, dataset, methods=[method], method_args={method: {"nosuch": 1}}))

@@ -78,3 +78,33 @@ def test_key_folder_collision_is_an_error(tmp_path):
 
     with pytest.raises(BenchError, match="delete the folder"):
         r.ensure_key()
+
+
+def test_pose_padding_that_changes_pixels_changes_the_key():
+    """`hold` and `reflect` rollouts of one request used to share one folder: the runner added the padding
+    to the payload after hashing it. `error` pads the last chunk's tail by reflection, so it shares the
+    `reflect` key (same pixels); `hold` does not."""
+    base = dict(method="m", version="1", identity={}, weights={}, sample_hash="s", n_frames=40, fps=25, height=16,
+                width=16, seed=0)
+    keys = {p: rollout_key(**base, pose_padding=p) for p in ("error", "reflect", "hold")}
+    assert keys["hold"][0] != keys["reflect"][0]
+    assert keys["hold"][1]["pose_padding"] == "hold"
+    assert keys["error"] == keys["reflect"] == rollout_key(**base)
+
+
+def test_runner_rollouts_with_other_padding_get_other_folders(tmp_path):
+    from bench.config import build_config
+    from bench.runner import GridRunner
+    from tests.helpers import write_dataset
+
+    data = write_dataset(tmp_path / "data", 1, n=60)
+    folders = {}
+    for padding in ("reflect", "hold"):
+        config = build_config("lab", methods=["ground_truth"], durations=[3], dataset=str(data), metrics=["psnr"],
+                              results=str(tmp_path / "res"), progress=False, pose_padding=padding)
+        runner = GridRunner(config)
+        cells, _ = runner.prepare()
+        rollout, request = runner.rollout_for(cells[0])
+        assert request.rollout_key == rollout.key
+        folders[padding] = rollout.folder
+    assert folders["reflect"] != folders["hold"]

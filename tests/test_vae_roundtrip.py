@@ -61,8 +61,13 @@ def test_resume_equals_uninterrupted(run):
     np.testing.assert_array_equal(resumed, frames[blobs[2][0].out_start:])
     other = VAERoundTrip(components="tiny-random", chunk_frames=CHUNK, refert_num=1, components_seed=1)
     other.load("cpu")
-    with pytest.raises(MethodError, match="other settings"):
+    with pytest.raises(MethodError, match="belongs to another rollout"):
         other.load_state_dict(request, blobs[1][1])
+    # the seed is part of the rollout key (the old per-method hash had none)
+    from dataclasses import replace
+
+    with pytest.raises(MethodError, match="belongs to another rollout"):
+        fresh.load_state_dict(replace(request, seed=request.seed + 1), blobs[1][1])
 
 
 def test_bad_inputs(tmp_path, run):

@@ -77,9 +77,15 @@ def _saved(blob):
 
 def test_resume_with_other_settings_is_refused(run_r1):
     sample, _, _, blobs = run_r1
-    with pytest.raises(MethodError, match="config hash mismatch") as err:
+    with pytest.raises(MethodError, match="belongs to another rollout") as err:
         make(1).load_state_dict(request(sample, seed=SEED + 1), blobs[0][1])
     assert err.value.fix
+    # weights are part of the key, so a state from other weights is refused too (the old per-method hash
+    # had no weights in it)
+    other = make(1)
+    other.weight_fingerprints = lambda: {"checkpoint": "0" * 64}
+    with pytest.raises(MethodError, match="belongs to another rollout"):
+        other.load_state_dict(request(sample), blobs[0][1])
     with pytest.raises(MethodError, match="not a wan_animate"):
         make(1).load_state_dict(request(sample), {"format": "other"})
 

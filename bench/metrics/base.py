@@ -91,10 +91,23 @@ class Series:
     values: np.ndarray  # float64 (N,)
 
 
+class _RegistryFact:
+    """A class attribute read from the metric's registry entry (``bench.metrics.METRICS``), so the
+    direction and display name of a metric are stated once."""
+
+    def __init__(self, field: str):
+        self.field = field
+
+    def __get__(self, obj, cls):
+        from bench.metrics import metric_info
+
+        return getattr(metric_info(cls.name), self.field)
+
+
 class Metric(ABC):
     name: ClassVar[str]
-    display: ClassVar[str]
-    higher_is_better: ClassVar[bool]
+    display = _RegistryFact("display")
+    higher_is_better = _RegistryFact("higher_is_better")
     description: ClassVar[str] = ""
     pooled: ClassVar[bool] = False
     needs: ClassVar[tuple[str, ...]] = ()  # subset of ("face_boxes", "masks")

@@ -59,8 +59,6 @@ def crop_window(box: np.ndarray, height: int, width: int) -> tuple[int, int, int
 
 class FacePSNR(PerFrameMetric):
     name = "fpsnr"
-    display = "F-PSNR"
-    higher_is_better = True
     needs = ("face_boxes",)
     description = "PSNR inside the GT face box (same window in both videos); frames without a GT face skipped"
 
@@ -88,8 +86,6 @@ class FacePSNR(PerFrameMetric):
 
 class BackgroundPSNR(PerFrameMetric):
     name = "bgpsnr"
-    display = "BG-PSNR"
-    higher_is_better = True
     needs = ("masks",)
     description = "PSNR over pixels outside the GT person mask (static-background quality drift)"
 

@@ -164,8 +164,6 @@ def inception_features(model, frames: np.ndarray, device: str, batch_size: int =
 
 class FID(Metric):
     name = "fid"
-    display = "FID"
-    higher_is_better = False
     pooled = True
     description = "Inception-v3 pool3 Frechet distance, frames of a (method, horizon) cell pooled, same N per horizon"
 

@@ -35,8 +35,6 @@ def load_lpips_alex(device: str = "cpu"):
 
 class LPIPS(PerFrameMetric):
     name = "lpips"
-    display = "LPIPS"
-    higher_is_better = False
     description = "lpips v0.1 AlexNet distance, inputs in [-1, 1], full resolution, per frame"
 
     def __init__(self, *, batch_size: int = 8, **kwargs):

@@ -116,8 +116,6 @@ def ssim_per_frame(gt: np.ndarray, pred: np.ndarray, data_range: float = 255.0) 
 
 class PSNR(PerFrameMetric):
     name = "psnr"
-    display = "PSNR"
-    higher_is_better = True
     description = "float64 PSNR on [0, 255] per frame, 100 dB cap; mean over frames"
 
     def frame_values(self, batch: FrameBatch) -> np.ndarray:
@@ -126,8 +124,6 @@ class PSNR(PerFrameMetric):
 
 class SSIM(PerFrameMetric):
     name = "ssim"
-    display = "SSIM"
-    higher_is_better = True
     description = "Gaussian 11x11 (sigma 1.5) SSIM per RGB channel, averaged; torchmetrics-identical"
 
     def frame_values(self, batch: FrameBatch) -> np.ndarray:

@@ -79,8 +79,6 @@ def seam_values(d_gt: np.ndarray, d_pred: np.ndarray, joins: np.ndarray, half_wi
 
 class Seam(Metric):
     name = "seam"
-    display = "Seam"
-    higher_is_better = False
     description = ("change across chunk joins relative to within-chunk change, prediction minus ground truth "
                    "(0 = joins move like the GT; > 1 flagged)")
 

@@ -466,8 +466,6 @@ class _VideoMAEMetric(Metric):
 
 class VMAEPaired(_VideoMAEMetric):
     name = "vmae_paired"
-    display = "V-MAE (paired)"
-    higher_is_better = False
     description = "mean over aligned 16-frame clips of 1 - cos(VideoMAE(pred), VideoMAE(gt))"
 
     def series(self) -> Series:
@@ -481,8 +479,6 @@ class VMAEPaired(_VideoMAEMetric):
 
 class VMAEFrechet(_VideoMAEMetric):
     name = "vmae_fd"
-    display = "V-MAE (FD)"
-    higher_is_better = False
     pooled = True
     description = "Frechet distance of VideoMAE clip features, clips of a (method, horizon) cell pooled"
 

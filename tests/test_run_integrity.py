@@ -1,0 +1,143 @@
+"""Results that used to be wrong without any error: each test here failed before its fix.
+
+- a failed run printed the previous run's table; mistakes were found only inside the workers;
+- a run whose cells all failed printed a table of n/a;
+- durations past the data were rendered silently;
+- leaderboards mixed runs of different dataset / size / fps;
+- a new lower-is-better metric was bolded when worst;
+- stale shard files were merged into a later run's table.
+"""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.config import build_config
+from bench.errors import DataError
+from bench.records import ExperimentManifest, read_scores
+from bench.runner import check_run, run_grid
+from bench.tables import leaderboard
+from tests.helpers import write_dataset
+from tests.plugins import PLUGINS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_dataset(tmp_path / "data", 2, n=60)
+
+
+def run_args(data, results, *extra):
+    return ["run", "--methods", "ground_truth", "static_reference", "--durations", "1", "2", "--dataset", str(data),
+            "--metrics", "psnr", "--no-progress", "--results", str(results), *extra]
+
+
+def test_a_failed_run_prints_no_table_and_fails_fast(tmp_path, data, capsys):
+    results = tmp_path / "res"
+    assert main(run_args(data, results)) == 0
+    assert "| Ground truth" in capsys.readouterr().out  # a good run prints its table
+    for bad, expect in ((["--samples", "nosuch"], "not in dataset"), (["--durations", "1", "30"], "60 frames long"),
+                        (["--metrics", "psrn"], "did you mean psnr"),
+                        (["--method-arg", "ground_truth.nosuch=1"], "unknown arguments"),
+                        (["--workers", "2", "--samples", "nosuch"], "not in dataset")):
+        started = time.perf_counter()
+        code = main(run_args(data, results, *bad))
+        elapsed = time.perf_counter() - started
+        out, err = capsys.readouterr()
+        assert code == 2, (bad, err)
+        assert expect in err and "fix:" in err
+        assert "| Ground truth" not in out and "| Method" not in out  # never the previous run's table
+        assert elapsed < 1.0, (bad, elapsed)
+
+
+def test_durations_past_the_lab_data_are_an_error_naming_its_length(tmp_path):
+    config = build_config("lab", methods=["ground_truth"], durations=[200], results=str(tmp_path), progress=False)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"2250 frames long \(90 s\)") as err:
+        check_run(config)
+    assert time.perf_counter() - started < 1.0
+    assert "--pose-padding" in err.value.fix
+    padded = build_config("lab", methods=["ground_truth"], durations=[200], results=str(tmp_path), progress=False,
+                          pose_padding="hold")
+    assert {n for _, n, _ in check_run(padded)} == {2250}  # accepted: the poses are padded, not rendered
+
+
+def test_a_run_whose_cells_all_failed_prints_the_failures_not_a_table(tmp_path, data, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_PLUGINS", PLUGINS)
+    code = main(["run", "--methods", "crashes", "--durations", "1", "--dataset", str(data), "--no-progress",
+                 "--results", str(tmp_path / "res")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "| Method" not in out  # the skipped-metric rows used to make a table of n/a
+    assert "every cell failed" in err and "crashes / s0" in err
+
+
+def test_scores_record_their_run_and_an_experiment_manifest(tmp_path, data):
+    outcome = run_grid(build_config("lab", methods=["ground_truth"], durations=[1], dataset=str(data),
+                                    metrics=["psnr"], results=str(tmp_path), progress=False))
+    records = read_scores(outcome.scores_file.parent)
+    assert {(r["dataset"], r["size"], r["fps"], r["pose_padding"]) for r in records} == {(str(data), "lab-64", 25,
+                                                                                          "error")}
+    run = ExperimentManifest.read(outcome.scores_file.parent)
+    assert (run.dataset, run.fps, run.durations, run.samples) == (str(data), 25, (1.0,), ("s0", "s1"))
+
+
+def _record(method, value, **kw):
+    return {"method": method, "sample": "s0", "metric": "psnr", "duration_s": 10.0, "n_frames": 250, "value": value,
+            "dataset": "lab-test", "size": "lab-64", "fps": 25, **kw}
+
+
+def test_a_table_never_mixes_runs_of_different_size():
+    records = [_record("a", 14.0), _record("b", 15.0, size="lab-480p")]
+    with pytest.raises(DataError, match="mix 2 runs") as err:
+        leaderboard(records)
+    assert "lab-480p" in err.value.message and "--experiment" in err.value.fix
+    with pytest.raises(DataError, match="mix 2 runs"):
+        leaderboard([_record("a", 14.0), _record("b", 15.0, fps=16)])
+
+
+def test_an_unregistered_lower_is_better_metric_bolds_its_lowest_value():
+    records = [_record("a", 1.0, metric="new_err", higher_is_better=False),
+               _record("b", 3.0, metric="new_err", higher_is_better=False)]
+    board = leaderboard(records)
+    assert board.text("a", 10.0, "new_err") == "**1.000**" and board.text("b", 10.0, "new_err") == "3.000"
+    assert "new_err ↓" in board.markdown()
+
+
+def test_stale_shards_are_never_merged_into_a_later_run(tmp_path, data):
+    results = tmp_path / "res"
+    folder = results / "scores" / "lab"
+    folder.mkdir(parents=True)
+    stale = _record("old_method", 99.0, dataset="other", size="lab-128")
+    (folder / "scores.shard-0-of-2.jsonl").write_text(json.dumps(stale) + "\n")
+    assert main(run_args(data, results)) == 0
+    records = read_scores(folder)
+    assert {r["method"] for r in records} == {"ground_truth", "static_reference"}
+    assert not list(folder.glob("scores.shard-*"))
+
+
+@pytest.mark.slow
+def test_workers_merge_once_with_pooled_metrics_and_print_one_table(tmp_path, data):
+    out = subprocess.run([sys.executable, "-m", "bench", *run_args(data, tmp_path / "res", "--workers", "2")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("| Ground truth") == 1 and "merge shards with" not in out.stdout
+    folder = tmp_path / "res" / "scores" / "lab"
+    assert sorted(p.name for p in folder.iterdir()) == ["experiment.json", "scores.jsonl"]
+    assert {r["sample"] for r in read_scores(folder)} == {"s0", "s1"}
+
+
+def test_os_errors_are_words_not_errno_numbers(tmp_path):
+    from bench.errors import BenchError
+    from bench.store import check_writable
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BenchError) as err:
+        check_writable(blocker / "results")  # a folder inside a file
+    assert "Errno" not in str(err.value) and "not a directory" in err.value.message
