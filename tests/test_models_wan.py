@@ -140,3 +140,23 @@ def test_schedulers_use_shift(tiny):
     assert (euler.sigmas[1:-1] > plain.sigmas[1:-1]).all()  # shift 5 spends more steps at high noise
     with pytest.raises(ConfigError):
         wan.make_scheduler(shift=5.0, solver="ddim")
+
+
+def test_onednn_conv3d_matches_the_native_kernel_and_leaves_training_alone():
+    from bench.models.wan import onednn_conv3d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(8, 8, 3, padding=(0, 1, 1))
+    x = torch.randn(1, 8, 6, 16, 16)
+    with torch.no_grad():
+        native = conv(x)
+    fast = onednn_conv3d(torch.nn.Sequential(conv))[0]
+    assert "_conv_forward" in fast.__dict__ and onednn_conv3d(fast) is fast  # idempotent
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        out = fast(x)
+    assert any(e.key == "aten::mkldnn_convolution" for e in prof.key_averages())
+    torch.testing.assert_close(out, native, rtol=1e-4, atol=1e-4)
+    with torch.profiler.profile() as prof:  # gradients on: PyTorch's own kernel choice, identical values
+        grad_out = fast(x)
+    assert not any(e.key == "aten::mkldnn_convolution" for e in prof.key_averages())
+    assert torch.equal(grad_out.detach(), native)

@@ -201,6 +201,7 @@ def tiny_components(seed: int = 0, config: WanComponentsConfig = WanComponentsCo
                                          crop_size={"height": c.clip_image_size, "width": c.clip_image_size})
     for m in (transformer, vae, image_encoder):
         m.eval().requires_grad_(False)
+    onednn_conv3d(vae)
     comps = WanComponents(transformer=transformer, vae=vae, image_encoder=image_encoder,
                           image_processor=image_processor, scheduler=None, prompt_embeds=prompt_embeds,
                           source=f"tiny-random(seed={seed})", trained=False, config=c)
@@ -287,12 +288,36 @@ def load_components(model_dir: str | os.PathLike, dtype: torch.dtype = torch.bfl
     for m in (transformer, vae, image_encoder, text_encoder):
         if m is not None:
             m.eval().requires_grad_(False)
+    onednn_conv3d(vae)
     config = WanComponentsConfig(**bench_info["config"]) if bench_info.get("config") else None
     return WanComponents(transformer=transformer, vae=vae, image_encoder=image_encoder,
                          image_processor=image_processor, scheduler=scheduler, text_encoder=text_encoder,
                          tokenizer=tokenizer, prompt_embeds=prompt_embeds,
                          source=bench_info.get("source", str(root)), trained=bool(bench_info.get("trained", True)),
                          config=config)
+
+
+def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
+    """Route ``module``'s ``Conv3d`` forwards through oneDNN (``aten::mkldnn_convolution``) for gradient-free
+    float32 CPU calls.
+
+    PyTorch picks its naive ``slow_conv3d`` kernel for a batch of one whose ``N * C * D * H`` is at most 20,480,
+    which is every causal convolution of a Wan VAE chunk at lab sizes (a 32-channel conv over 6 x 64 x 64 takes
+    109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding). Other calls
+    (GPU, bf16, training) keep PyTorch's own choice. Idempotent; returns ``module``."""
+    import types
+
+    def conv_forward(self, x, weight, bias):
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+                and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()):
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight, bias, list(self.padding),
+                                                     list(self.stride), list(self.dilation), self.groups)
+        return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
+
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv3d) and "_conv_forward" not in m.__dict__:
+            m._conv_forward = types.MethodType(conv_forward, m)
+    return module
 
 
 def check_vae_dir(model_dir: str | os.PathLike, method: str = "wan") -> None:
@@ -315,7 +340,7 @@ def load_vae(model_dir: str | os.PathLike, dtype: torch.dtype = torch.float32, m
     except Exception as exc:
         raise WeightsError(f"{method}: cannot load the Wan VAE from {root / 'vae'}: {exc}",
                            fix="the folder is incomplete or corrupt; download it again (" + DOWNLOAD_FIX + ")") from exc
-    return vae.eval().requires_grad_(False)
+    return onednn_conv3d(vae.eval().requires_grad_(False))
 
 
 def save_components(components: WanComponents, out_dir: str | os.PathLike) -> Path:
