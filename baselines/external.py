@@ -20,7 +20,6 @@ Paths come from runtime arguments (never part of the rollout key) or environment
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -36,6 +35,7 @@ import numpy as np
 from bench.animator import (AnimationRequest, Animator, Capabilities, ChunkInput, plan_chunks,
                             pose_indices)
 from bench.errors import ConfigError, MethodError, WeightsError, os_reason
+from bench.sample import sha256_file
 
 RUNTIME_ARGS = ("checkout", "python", "weights", "workdir", "timeout_s")
 LOG_TAIL_LINES = 25
@@ -89,11 +89,7 @@ def sha256_cached(path: Path) -> str:
         cache = {}
     if key in cache:
         return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    cache[key] = h.hexdigest()
+    cache[key] = sha256_file(path)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")

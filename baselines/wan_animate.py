@@ -169,7 +169,7 @@ class WanAnimate(Animator):
         else:
             comps = tiny_components(cfg.components_seed)
         if cfg.lora is not None:
-            from everanimate.lora import load_lora
+            from bench.models.lora import load_lora
 
             self.lora_info = load_lora(comps.transformer, self.lora_path, scale=cfg.lora_scale)
         self.components = comps.to(device)

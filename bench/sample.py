@@ -35,11 +35,26 @@ from bench.errors import DataError
 SAMPLE_SCHEMA = "bench.sample/1"
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22, cached: bool = False) -> str:
+    """sha256 of a file: the one file hash of the project (data, rollouts, weights). ``cached``: remember it
+    per (path, size, mtime) in this process, for weight files hashed again each time a metric or model is
+    built; the run store verifies its chunks uncached."""
+    path = Path(path)
+    key = None
+    if cached:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        if key in _HASH_CACHE:
+            return _HASH_CACHE[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+    if key is not None:
+        _HASH_CACHE[key] = h.hexdigest()
     return h.hexdigest()
 
 

@@ -133,7 +133,7 @@ class EverAnimate(Animator):
     def load(self, device: str = "cpu") -> None:
         from bench.models import wan
 
-        from everanimate.lora import load_lora
+        from bench.models.lora import load_lora
         from everanimate.sampler import ChunkSampler, ChunkProfiler
 
         self.check_ready()

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.errors import ConfigError
 
+from bench.models.lora import LoRAConfig
 from bench.models.wan import DEFAULT_PROMPT
 
 
@@ -118,17 +119,6 @@ class DataConfig:
     def span(self) -> int:
         """Frames one training sample reads: context, then the target starting ``overlap`` before its end."""
         return self.context_frames + self.target_frames - self.overlap_frames
-
-
-@dataclass(frozen=True)
-class LoRAConfig:
-    rank: int = 32  # release; the paper uses 128
-    alpha: float | None = None  # None: alpha = rank (release)
-    # targets (fixed, lora.TARGET_REGEX): q/k/v/out of self- and cross-attention + both FFN linears of every block
-
-    @property
-    def lora_alpha(self) -> float:
-        return float(self.rank if self.alpha is None else self.alpha)
 
 
 @dataclass(frozen=True)

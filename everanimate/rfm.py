@@ -1,27 +1,17 @@
 """Restorative Flow Matching: the training target, its alpha(t) schedule, the loss weight and the gates.
 
 Diffusers convention: ``x_sigma = (1 - sigma) x0 + sigma eps``, the model predicts ``v = eps - x0``,
-``t = 1000 sigma``. Each piece is a small function so it can be tested against the spec on its own.
+``t = 1000 sigma``. Each piece is a small function so it can be tested against the spec on its own. The
+plain flow-matching pieces (the shifted grids, ``noised``, timestep draws) are shared with the lab base
+training and live in ``bench.models.flow_matching``.
 """
 from __future__ import annotations
 
 import torch
 
+from bench.models import flow_matching
+from bench.models.flow_matching import noised, sampling_sigmas, shifted_sigmas  # noqa: F401 (the shared grid)
 from everanimate.config import RFMConfig
-
-
-def shifted_sigmas(n: int = 1000, shift: float = 5.0) -> torch.Tensor:
-    """The training grid: ``s`` uniform on ``(0, 1]`` (``n`` values, 1 first), ``sigma = shift s / (1 + (shift-1) s)``."""
-    s = torch.linspace(1.0, 0.0, n + 1, dtype=torch.float64)[:-1]
-    return shift * s / (1 + (shift - 1) * s)
-
-
-def sampling_sigmas(steps: int = 20, shift: float = 5.0) -> torch.Tensor:
-    """The inference grid (the release's, and the training grid's family): ``s = 1, 1 - 1/steps, ..., 1/steps``,
-    ``sigma = shift s / (1 + (shift - 1) s)``, then a final 0: ``steps + 1`` values (float64). With 20 steps and
-    shift 5 the last four before 0 are 0.5556, 0.4688, 0.3571, 0.2083. (diffusers'
-    ``FlowMatchEulerDiscreteScheduler`` spaces its grid differently and ends at 0.0244: not used here.)"""
-    return torch.cat([shifted_sigmas(steps, shift), torch.zeros(1, dtype=torch.float64)])
 
 
 def train_timesteps(config: RFMConfig = RFMConfig()) -> torch.Tensor:
@@ -49,12 +39,6 @@ def loss_weight(t: torch.Tensor | float, config: RFMConfig = RFMConfig()) -> tor
     return ((bell(t) - g_grid.min()) / shifted.mean()).clamp(min=0.0)
 
 
-def noised(x0: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``(1 - sigma) x0 + sigma eps`` with ``sigma`` per sample ``(B,)``."""
-    s = sigma.view(-1, *([1] * (x0.dim() - 1))).to(x0.dtype)
-    return (1 - s) * x0 + s * eps
-
-
 def rfm_target(x0: torch.Tensor, x0_aug: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor,
                config: RFMConfig = RFMConfig()) -> torch.Tensor:
     """``u = (eps - x0) + alpha(t) (1 - sigma) (x0_aug - x0)``; plain FM ``eps - x0`` when ``x0_aug == x0``."""
@@ -73,9 +57,7 @@ def perturb_gate(sigma: torch.Tensor, generator: torch.Generator | None = None,
 def sample_sigmas(batch: int, generator: torch.Generator | None = None,
                   config: RFMConfig = RFMConfig()) -> torch.Tensor:
     """Timesteps drawn uniformly from the 1000-step shift-5 grid; returns ``sigma`` ``(B,)`` (float32)."""
-    grid = shifted_sigmas(config.num_train_timesteps, config.shift)
-    idx = torch.randint(0, len(grid), (batch,), generator=generator)
-    return grid[idx].float()
+    return flow_matching.sample_sigmas(batch, generator, config.shift, config.num_train_timesteps)
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor,

@@ -160,7 +160,7 @@ def base_fingerprint(config: TrainConfig) -> str:
 
 
 def attach_lora(transformer, config: TrainConfig) -> dict:
-    from everanimate.lora import add_lora, load_lora
+    from bench.models.lora import add_lora, load_lora
 
     if config.stage == 2 and config.init_lora:
         return {"init": config.init_lora, **load_lora(transformer, config.init_lora, trainable=True)}
@@ -196,7 +196,7 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
     from tqdm.auto import tqdm
 
     from bench.models import wan
-    from everanimate.lora import lora_parameters, save_lora
+    from bench.models.lora import lora_parameters, save_lora
 
     # 1. inputs checked before any model is built
     samples = list(samples) if samples is not None else load_samples(config)

@@ -8,8 +8,8 @@ from bench.errors import ConfigError, WeightsError
 from bench.models import wan
 from everanimate.config import DataConfig, load_train_config
 from everanimate.data import build_example
-from everanimate.lora import add_lora, diffsynth_to_diffusers, load_lora, lora_state_dict, save_lora
-from everanimate.config import LoRAConfig
+from bench.models.lora import add_lora, diffsynth_to_diffusers, load_lora, lora_state_dict, save_lora
+from bench.models.lora import LoRAConfig
 from everanimate import rfm
 from everanimate.train import EverAnimateDiT, batch_loss, build_components, prepare_batch, train
 from tests.everanimate_helpers import MovingSquareSample

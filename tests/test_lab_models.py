@@ -70,8 +70,8 @@ def test_manifest_refuses_more_than_40_mb(tmp_path, monkeypatch):
 
 
 def test_lora_from_another_base_or_layout_is_refused(tmp_path):
-    from everanimate.config import LoRAConfig
-    from everanimate.lora import add_lora, save_lora
+    from bench.models.lora import LoRAConfig
+    from bench.models.lora import add_lora, save_lora
 
     base = wan.save_components(wan.tiny_components(seed=0), tmp_path / "base")
     other = wan.save_components(wan.tiny_components(seed=1), tmp_path / "other")

@@ -337,8 +337,7 @@ def degrade_reference(image: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 def base_batch(data: dict, idx: np.ndarray, rng: np.random.Generator, gen: torch.Generator, cfg: BaseTrainConfig):
     """One training batch: model inputs, target velocity and the conditioning of ``idx`` windows."""
-    from everanimate import rfm
-    from everanimate.config import RFMConfig
+    from bench.models.flow_matching import noised, sample_sigmas
 
     b = len(idx)
     ci = data["clip_index"][idx]
@@ -350,8 +349,8 @@ def base_batch(data: dict, idx: np.ndarray, rng: np.random.Generator, gen: torch
     condition = torch.cat([ref, carry], dim=2)
     x0 = torch.cat([ref[:, -data["x0"].shape[1]:], data["x0"][idx]], dim=2)
     eps = torch.randn(x0.shape, generator=gen)
-    sigma = rfm.sample_sigmas(b, gen, RFMConfig(shift=cfg.shift))
-    noisy = rfm.noised(x0, eps, sigma)
+    sigma = sample_sigmas(b, gen, shift=cfg.shift)
+    noisy = noised(x0, eps, sigma)
     pose = data["pose"][idx].clone()
     dropped = torch.from_numpy(rng.random(b) < cfg.pose_dropout_p)
     pose[dropped] = data["blank_pose"]

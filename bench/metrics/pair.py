@@ -175,7 +175,7 @@ def score_pair(gt_path: str, pred_path: str, *, metrics: list[str] | None = None
     """Score one pair; returns the JSON-ready result. Raises ``BenchError`` subclasses on bad input.
     Without ``face_boxes``, face metrics use the GT boxes of the cached insightface detector."""
     from bench.video import VideoReader, probe
-    from bench.metrics.weights import sha256_file
+    from bench.sample import sha256_file
 
     started = time.perf_counter()
     # 1. inputs and alignment ------------------------------------------------------------------------

@@ -16,7 +16,6 @@ Verification, per file:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from bench.errors import WeightsError
 from bench.metrics.base import WeightRecord
+from bench.sample import sha256_file
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -123,21 +123,6 @@ def expected_location(known: KnownWeight) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- hashing
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file; cached per (path, size, mtime) so repeated metric construction hashes once."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
 
 
 def _missing(known: KnownWeight, where: str) -> WeightsError:
@@ -154,7 +139,7 @@ def verify_file(known: KnownWeight, path: str | os.PathLike, *, blob_sha256: str
         raise _missing(known, str(path))
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is empty ({known.key})", fix=f"delete it and place the real file (source: {known.source})")
-    digest = sha256_file(path)
+    digest = sha256_file(path, cached=True)
     problem = None
     if known.sha256 and digest != known.sha256:
         problem = f"sha256 {digest} != expected {known.sha256}"
@@ -228,7 +213,7 @@ def resolve_videomae(path: str | os.PathLike | None = None) -> tuple[Path, list[
         json.loads(config.read_text())
     except ValueError as exc:
         raise WeightsError(f"{config} is not valid JSON: {exc}", fix=f"re-download ({known.source})") from exc
-    return folder, [record, WeightRecord("videomae_config", str(config), sha256_file(config))]
+    return folder, [record, WeightRecord("videomae_config", str(config), sha256_file(config, cached=True))]
 
 
 def videomae_v2_file(path: str | os.PathLike | None = None) -> Path:

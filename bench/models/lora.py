@@ -1,5 +1,6 @@
 """LoRA on the Wan-Animate DiT through ``peft``: add, save, load (diffusers/peft files and the authors'
-DiffSynth files).
+DiffSynth files). Shared by every method on a Wan DiT (EverAnimate's adapter, the lab ablation's LoRA on
+``wan_animate``); importing this module imports no torch.
 
 File format written here (diffusers/peft): safetensors with keys
 ``transformer.blocks.<i>.attn1.to_q.lora_A.weight`` / ``.lora_B.weight`` and metadata ``format``,
@@ -11,13 +12,25 @@ File format written here (diffusers/peft): safetensors with keys
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from bench.errors import WeightsError
 
-from everanimate.config import LoRAConfig
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    rank: int = 32  # release; the paper uses 128
+    alpha: float | None = None  # None: alpha = rank (release)
+    # targets (fixed, TARGET_REGEX): q/k/v/out of self- and cross-attention + both FFN linears of every block
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.rank if self.alpha is None else self.alpha)
 
 ADAPTER = "default"
 # attention q, k, v, out of self- (attn1) and cross-attention (attn2) and both FFN linears, DiT blocks only
@@ -140,6 +153,8 @@ def load_lora(transformer, path: str | Path, trainable: bool = False, scale: flo
 
     Raises ``WeightsError`` listing every key that matches no layer of the model or has the wrong shape.
     Rank comes from the factors; alpha from the file (metadata or ``.alpha`` keys), else alpha = rank."""
+    import torch
+
     state, alpha, fmt = read_lora_file(path)
     if not state:
         raise WeightsError(f"LoRA file {path} holds no LoRA weights", fix="pass a LoRA file, not a base model")
