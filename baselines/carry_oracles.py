@@ -72,7 +72,10 @@ class _CarryOracle(Animator):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.overlap,
-                            can_resume=True, needs_weights=self._folder() is not None, max_references=0)
+                            can_resume=True, max_references=0)
+
+    def is_trained(self) -> bool:
+        return self._folder() is not None  # tiny-random: an untrained VAE
 
     def weight_fingerprints(self) -> dict[str, str]:
         if self._folder() is None:

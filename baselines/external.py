@@ -298,6 +298,16 @@ class OfficialCodeAnimator(Animator):
 
     Config = None  # validates its own keyword arguments (explicit signature)
 
+    @classmethod
+    def arguments(cls) -> list[tuple[str, Any]]:
+        """The runtime paths (checkout, python, weights, workdir, timeout_s) and the identity settings with
+        their native defaults."""
+        import inspect
+
+        runtime = [(p.name, p.default) for p in list(inspect.signature(OfficialCodeAnimator.__init__).parameters.values())[1:]
+                   if p.kind == p.POSITIONAL_OR_KEYWORD]
+        return runtime + sorted(cls.defaults.items())
+
     def __init__(self, checkout: str | None = None, python: str | None = None, weights: str | None = None,
                  workdir: str | None = None, timeout_s: float | None = None, **identity_args: Any):
         unknown = set(identity_args) - set(self.defaults)
@@ -380,7 +390,7 @@ class OfficialCodeAnimator(Animator):
         windowed = self.native_window > 0
         return Capabilities(native_fps=self.native_fps,
                             chunk_frames=self.output_window_frames() if windowed else self.output_chunk_frames,
-                            overlap_frames=0, resolution=None, can_resume=windowed, needs_weights=True,
+                            overlap_frames=0, can_resume=windowed,
                             end_to_end=not windowed)
 
     def model_info(self) -> dict[str, Any]:

@@ -32,13 +32,11 @@ from bench.sample import Sample
 class Capabilities:
     """What a method natively does; the harness plans chunks and records adaptations from this."""
 
-    native_fps: float
-    chunk_frames: int
-    overlap_frames: int = 0
-    resolution: tuple[int, int] | None = None  # (H, W) it must run at; None: any size
-    can_resume: bool = False
-    needs_weights: bool = False
-    end_to_end: bool = False  # generates the whole video in one call (no chunk-level resume)
+    native_fps: float  # recorded in model_info (the harness runs at the protocol fps; methods adapt and record)
+    chunk_frames: int  # frames each chunk reads (the harness plans chunks with these two)
+    overlap_frames: int = 0  # frames each chunk after the first shares with the previous one
+    can_resume: bool = False  # state_dict / load_state_dict work: an interrupted rollout continues mid-way
+    end_to_end: bool = False  # overrides generate(); never resumed mid-rollout (restarts from chunk 0)
     max_references: int = 1  # reference views it can use (0: it reads no reference, e.g. the ground truth)
 
 
@@ -180,6 +178,20 @@ class Animator(ABC):
         self.adaptations: list[Adaptation] = []
 
     @classmethod
+    def arguments(cls) -> list[tuple[str, Any]]:
+        """``(name, default)`` of every argument the method takes (``MISSING``: required), for
+        ``bench ls --methods``: the ``Config`` fields, or the ``__init__`` keywords of a ``Config = None`` class."""
+        if cls.Config is not None:
+            return config_arguments(cls.Config)
+        import inspect
+
+        out = []
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                out.append((p.name, MISSING if p.default is p.empty else p.default))
+        return out
+
+    @classmethod
     def make_config(cls, args: dict[str, Any]) -> Any:
         """``cls.Config(**args)``; an unknown or missing argument is a ``ConfigError`` naming the known ones."""
         known = config_arguments(cls.Config)
@@ -194,40 +206,64 @@ class Animator(ABC):
 
     # -- identity -----------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """Arguments that change pixels (they go into the rollout key); runtime options do not."""
+        """Gets nothing; returns the arguments that change pixels (JSON-serialisable), which enter the
+        rollout key. Default: every ``Config`` field, defaults included. Runtime options stay out."""
         return dict(self.identity_args)
 
     def weight_fingerprints(self) -> dict[str, str]:
-        """sha256 of every weight file that shapes the output, by role (checkpoint, lora, ...)."""
+        """Gets nothing; returns the sha256 of every weight file that shapes the output, by role
+        (``{"checkpoint": ..., "lora": ...}``); they enter the rollout key. Default: none."""
         return {}
 
     def check_ready(self) -> None:
-        """Raise a ``BenchError`` naming what is missing (weights, checkout) before any generation."""
+        """Gets nothing, returns nothing; raises a ``BenchError`` (``WeightsError`` ...) with a ``fix=``
+        naming what is missing (weights, checkout) before anything is generated. Cheap: no loading."""
 
     @abstractmethod
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self) -> Capabilities:
+        """Gets nothing; returns the ``Capabilities`` the harness plans chunks and resumes with. Required."""
 
     def load(self, device: str = "cpu") -> None:
+        """Gets the device (``cpu``, ``cuda:0`` ...); loads and verifies weights there. Called once per run,
+        after ``check_ready`` and before the first ``start``/``generate``; ``__init__`` stays cheap."""
         self.device = device
 
     def model_info(self) -> dict[str, Any]:
+        """Gets nothing; returns what the rollout's ``status.json`` and score lines record about the model:
+        name, version, identity, weight hashes, capabilities and ``trained`` (False: random-weight
+        components, flagged "(untrained)" in every table; None: no learned model, e.g. the ground truth).
+        Extend it with ``{**super().model_info(), ...}``."""
         caps = self.capabilities()
         return {"name": self.name, "version": self.version, "identity": self.identity(),
                 "weights": self.weight_fingerprints(), "capabilities": caps.__dict__,
-                "description": self.description}
+                "description": self.description, "trained": self.is_trained()}
+
+    def is_trained(self) -> bool | None:
+        """Are the generator's weights trained? None (the default) for methods without a learned model."""
+        return None
 
     # -- chunk primitives ----------------------------------------------------------------------------
-    @abstractmethod
-    def start(self, request: AnimationRequest) -> Any: ...
+    def start(self, request: AnimationRequest) -> Any:
+        """Gets one ``AnimationRequest``; returns the rollout's initial state (anything ``step`` accepts).
+        Chunk-wise methods implement ``start`` and ``step``; end-to-end methods override ``generate``."""
+        raise MethodError(f"{self.name} implements neither start/step nor generate",
+                          fix="implement start() and step(), or override generate() (end-to-end methods)")
 
-    @abstractmethod
-    def step(self, state: Any, chunk: ChunkInput) -> tuple[np.ndarray, Any]: ...
+    def step(self, state: Any, chunk: ChunkInput) -> tuple[np.ndarray, Any]:
+        """Gets the state and one ``ChunkInput`` (its poses, face crops and ``ChunkSpec``); returns exactly
+        ``chunk.spec.n_new`` new frames ``uint8 (T, H, W, 3)`` at the request's size, overlap already
+        dropped, and the next state."""
+        raise MethodError(f"{self.name} implements neither start/step nor generate",
+                          fix="implement start() and step(), or override generate() (end-to-end methods)")
 
     def state_dict(self, state: Any) -> dict | None:
-        """Serialisable resume state (tensors, arrays, numbers, strings); None if not resumable."""
+        """Gets a state; returns it serialisable (tensors, arrays, numbers, strings) with
+        ``"rollout_key": self.resume_key(request)`` in it, or None if not resumable. Stored after each chunk."""
         return None
 
     def load_state_dict(self, request: AnimationRequest, blob: dict) -> Any:
+        """Gets the request and a stored ``state_dict``; returns the state to continue from. Call
+        ``self.check_resume(request, blob)`` first: a state of another rollout is refused."""
         raise MethodError(f"{self.name} cannot resume mid-rollout")
 
     def rollout_key(self, request: AnimationRequest) -> tuple[str, dict]:
@@ -276,8 +312,11 @@ class Animator(ABC):
 
     def generate(self, request: AnimationRequest, sink: ChunkSink, resume: tuple[int, dict | None] | None = None,
                  progress: Callable[[int], None] | None = None) -> None:
-        """Run the chunk loop, handing each chunk's new frames and resume state to ``sink``.
-        ``resume=(next_chunk, state_blob)`` continues after the last stored chunk."""
+        """Gets a request and a ``sink(spec, frames, state_blob)``; returns nothing. Produces the whole
+        rollout, handing each chunk of ``plan_chunks(request.n_frames, chunk_frames, overlap_frames)`` to
+        ``sink`` in order (frames as ``step`` returns them; ``state_blob`` None unless resumable).
+        ``resume=(next_chunk, state_blob)`` continues after the last stored chunk. The default loops
+        ``start`` / ``step``; end-to-end methods override this alone (``Capabilities(end_to_end=True)``)."""
         caps = self.capabilities()
         specs = plan_chunks(request.n_frames, caps.chunk_frames, caps.overlap_frames)
         first = 0

@@ -182,6 +182,20 @@ def cmd_regress(args) -> int:
     return regress_main(args)
 
 
+def method_arguments(name: str) -> str:
+    """``arg=default, ...`` of a registered method (required ones bare), or why it cannot be listed."""
+    from dataclasses import MISSING
+
+    from bench import registry
+
+    try:
+        cls = registry.method_class(name)
+    except BenchError as exc:
+        return f"(not importable here: {exc.message})"
+    items = [n if d is MISSING else f"{n}={d!r}" for n, d in cls.arguments()]
+    return ", ".join(items) or "none"
+
+
 def cmd_ls(args) -> int:
     from bench import registry
 
@@ -190,6 +204,8 @@ def cmd_ls(args) -> int:
         print("methods:")
         for name, entry in registry.methods().items():
             print(f"  {name:18s} {entry.summary}  [needs: {entry.needs}]")
+            if args.methods:  # asked for methods by name: their arguments too (imports each method's module)
+                print(f"  {'':18s} arguments: {method_arguments(name)}")
     if show_all or args.metrics:
         print("metrics:")
         from bench.metrics import METRICS, summary_line
@@ -231,6 +247,17 @@ def delegate(module: str, add: str, main: str, active: bool):
     return add_arguments, run
 
 
+def pair_options_help() -> str:
+    """The pair mode's options as help text, so `bench score --help` shows both modes."""
+    from bench.metrics import pair
+
+    helper = argparse.ArgumentParser(prog="python -m bench score", add_help=False)
+    pair.add_arguments(helper)
+    text = helper.format_help()
+    text = text[text.index("\n\n") + 2:] if "\n\n" in text else text
+    return text.split("\n", 1)[1] if text.startswith("options:") else text
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -246,9 +273,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("score", help="re-score stored rollouts (no generation), or score one video pair",
-                       description="Without --gt/--pred: re-score the stored rollouts of a run configuration "
-                                   "(same options as `run`; nothing is generated). With --gt GT.mp4 --pred PRED.mp4: "
-                                   "score one pair with the full protocol and print a summary table (--json: the JSON).")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Without --gt/--pred: re-score the stored rollouts of a run configuration\n"
+                                   "(same options as `run`; nothing is generated).\n"
+                                   "With --gt GT.mp4 --pred PRED.mp4: score one pair with the full protocol and\n"
+                                   "print a summary table (--json: the JSON). --metrics takes names the same way\n"
+                                   "in both modes: --metrics psnr ssim")
     pair_mode = command == "score" and any(a.split("=")[0] in ("--gt", "--pred") for a in argv)
     if pair_mode:
         from bench.metrics import pair
@@ -256,8 +286,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         pair.add_arguments(p.add_argument_group("one video pair (the protocol without the harness)"))
     else:
         add_run_options(p)
-        p.add_argument_group("one video pair", "python -m bench score --gt GT.mp4 --pred PRED.mp4 --help "
-                                               "lists the pair options (face boxes, masks, adaptations)")
+        p.add_argument_group("one video pair (with --gt GT.mp4 --pred PRED.mp4, these options instead of the above)",
+                             pair_options_help())
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("table", help="leaderboards (Markdown, CSV, LaTeX) and drift plots from stored scores",
@@ -311,7 +341,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list methods, metrics, presets and datasets (imports no torch)",
                        description="List every registered method (with what it needs to run), metric (default set "
                                    "marked), preset (TOML files in bench/presets) and dataset. Nothing heavy is "
-                                   "imported, so this answers instantly on any machine.")
+                                   "imported, so this answers instantly on any machine; `ls --methods` also lists "
+                                   "each method's arguments with their defaults (this imports the methods).")
     for what in ("methods", "metrics", "presets", "datasets"):
         p.add_argument(f"--{what}", action="store_true", help=f"only {what}")
     p.set_defaults(func=cmd_ls)

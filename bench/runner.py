@@ -212,7 +212,7 @@ class GridRunner:
         specs = plan_chunks(request.n_frames, caps.chunk_frames, caps.overlap_frames)
         rollout.ensure_key()
         done = rollout.chunk_records(verify=True)
-        if done and not caps.can_resume and len(done) < len(specs):
+        if done and (not caps.can_resume or caps.end_to_end) and len(done) < len(specs):
             done = []  # cannot continue mid-rollout: start over
         rollout.discard_after(len(done))
         resume = None
@@ -436,7 +436,7 @@ def cell_references(counts) -> int | list[int] | None:
 
 def is_untrained(model_info: dict) -> bool:
     """Random-weight (smoke-test) components: tables label such rows so nobody reads them as results."""
-    return bool(model_info.get("untrained")) or any(isinstance(v, dict) and v.get("trained") is False
+    return model_info.get("trained") is False or bool(model_info.get("untrained")) or any(isinstance(v, dict) and v.get("trained") is False
                                                      for v in model_info.values())
 
 

@@ -56,6 +56,13 @@ class EverAnimate(Animator):
 
     Config = None  # validates its own keyword arguments (explicit signature)
 
+    @classmethod
+    def arguments(cls) -> list[tuple[str, Any]]:
+        """The component arguments, then every sampler setting (``SamplerConfig``) with its default."""
+        from bench.animator import config_arguments
+
+        return super().arguments() + config_arguments(SamplerConfig)
+
     def __init__(self, components: str = "tiny-random", model_dir: str | None = None, lora: str | None = None,
                  lora_scale: float = 1.0, tiny_seed: int = 0, dtype: str | None = None, **sampler_args: Any):
         unknown = sorted(set(sampler_args) - SAMPLER_FIELDS)
@@ -107,6 +114,9 @@ class EverAnimate(Animator):
             verify_if_shipped(self.lora, method="everanimate")
             check_lora_base(self.lora, self.model_dir, method="everanimate", memory="plp")
 
+    def is_trained(self) -> bool:
+        return self.model_dir is not None  # tiny-random: untrained components
+
     def weight_fingerprints(self) -> dict[str, str]:
         if self._fingerprints is None:
             from bench.models import wan
@@ -126,8 +136,7 @@ class EverAnimate(Animator):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames,
-                            overlap_frames=self.config.overlap_frames, resolution=None, can_resume=True,
-                            needs_weights=self.model_dir is not None, end_to_end=False,
+                            overlap_frames=self.config.overlap_frames, can_resume=True, end_to_end=False,
                             max_references=self.config.n_memory)
 
     def load(self, device: str = "cpu") -> None:

@@ -52,3 +52,26 @@ def test_help_explains_each_subcommand():
         out = subprocess.run([sys.executable, "-m", "bench", cmd, "--help"], cwd=REPO, capture_output=True, text=True,
                              timeout=60)
         assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout) > 300, (cmd, out.stderr)
+
+
+def test_score_help_shows_both_modes_and_metrics_take_one_form(capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    out = capsys.readouterr().out
+    assert "--face-boxes" in out and "--seam-chunk" in out and "--method-arg" in out  # pair and run options
+    from bench.metrics import pair
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    pair.add_arguments(parser)
+    args = parser.parse_args(["--gt", "g.mp4", "--pred", "p.mp4", "--metrics", "psnr", "ssim"])
+    assert args.metrics == ["psnr", "ssim"]  # space-separated, as `bench run --metrics psnr ssim`
+
+
+def test_ls_methods_lists_arguments_with_defaults():
+    out = subprocess.run([sys.executable, "-m", "bench", "ls", "--methods"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "refert_num=1" in out.stdout and "folder=None" in out.stdout
+    assert "arguments: none" in out.stdout  # ground_truth / static_reference

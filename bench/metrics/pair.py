@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``bench score --gt/--pred`` (added to the caller's parser)."""
     parser.add_argument("--gt", required=True, help="ground-truth video")
     parser.add_argument("--pred", required=True, help="generated video")
-    parser.add_argument("--metrics", default=None,
-                        help=f"comma-separated metric names (default: all: {','.join(DEFAULT_METRICS)}); named "
+    parser.add_argument("--metrics", nargs="+", default=None,
+                        help=f"metric names, as in `bench run` (default: all: {' '.join(DEFAULT_METRICS)}); named "
                              "metrics must be runnable, defaults that cannot run are skipped with a notice")
     parser.add_argument("--face-boxes", default=None,
                         help="GT face boxes: .npy (T,4) / .npz (key face_boxes) / .json; NaN or null = no face "
@@ -354,7 +354,9 @@ def main(args: argparse.Namespace) -> int:
     """Entry point for ``bench score --gt/--pred``: prints a summary table (the JSON with ``--json``; ``--output``
     writes it to a file); returns the exit code."""
     try:
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+        # space-separated as in `bench run`; the older comma form (psnr,ssim) still reads the same
+        given = [args.metrics] if isinstance(args.metrics, str) else (args.metrics or [])
+        metrics = [m.strip() for item in given for m in item.split(",") if m.strip()] or None
         try:
             horizon_seconds = [float(s) for s in str(args.horizons).split(",") if s.strip()]
         except ValueError as exc:
