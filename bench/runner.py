@@ -89,9 +89,9 @@ def check_run(config: RunConfig) -> list[tuple[str, int, int]]:
     for name in config.metrics:
         if name not in METRICS:
             raise unknown("metric", name, METRICS)
-    plan_metrics(config.metrics, quiet=True)  # explicit metrics: their weights must be present
-    for name in config.methods:  # imports the method's module (torch): last
+    for name in config.methods:  # imports the method's module (torch for the Wan-based ones)
         instantiate(name, config)
+    plan_metrics(config.metrics, quiet=True)  # explicit metrics: their weights must be present (imports them)
     return samples
 
 
