@@ -27,6 +27,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", default="lab", help="preset name or .toml file (default: lab; `bench ls` lists them)")
     g.add_argument("--config", help="extra TOML config file ([run] keys, [methods.NAME] arguments)")
     g.add_argument("--methods", nargs="+", help="methods to run (e.g. everanimate wan_animate ground_truth)")
+    g.add_argument("--baselines", nargs="*", help="trivial baselines run beside --methods and shown in the same table "
+                                                 "(the lab preset: static_reference); give none to drop them")
     g.add_argument("--durations", nargs="+", type=float, help="horizons in seconds, scored as prefixes of one rollout")
     g.add_argument("--dataset", help="dataset name (lab-test), manifest .jsonl, or folder of sample folders")
     g.add_argument("--size", help="lab size: lab-64, lab-128, 480x832")
@@ -60,7 +62,8 @@ def config_from_args(args: argparse.Namespace):
     from bench.config import build_config, parse_method_args
 
     return build_config(
-        preset=args.preset, config_file=args.config, methods=args.methods, durations=args.durations,
+        preset=args.preset, config_file=args.config, methods=args.methods, baselines=args.baselines,
+        durations=args.durations,
         dataset=args.dataset, size=args.size, samples=args.samples, max_samples=args.max_samples, metrics=args.metrics,
         seed=args.seed, fps=args.fps, window_s=args.window_s, pose_padding=args.pose_padding,
         references=getattr(args, "references", None), method_args=parse_method_args(args.method_arg),

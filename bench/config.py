@@ -23,6 +23,7 @@ def freeze_args(args: Mapping[str, Any]) -> FrozenArgs:
 class RunConfig:
     # identity
     methods: tuple[str, ...] = ("ground_truth", "static_reference")
+    baselines: tuple[str, ...] = ()  # trivial baselines run beside the requested methods and listed in their tables
     dataset: str = "lab-test"
     size: str = "lab-64"
     samples: tuple[str, ...] = ()  # sample ids to keep; empty = all
@@ -45,7 +46,7 @@ class RunConfig:
     table_layout: str = "leaderboard"  # "leaderboard" (Table 1) or "ablation" (Table 2)
     workers: int = 1  # local worker processes (one torch thread each) sharing the grid's cells
 
-    IDENTITY = ("methods", "dataset", "size", "samples", "max_samples", "durations", "fps", "seed", "metrics",
+    IDENTITY = ("methods", "baselines", "dataset", "size", "samples", "max_samples", "durations", "fps", "seed", "metrics",
                 "window_s", "pose_padding", "references", "method_args")
 
     @property
@@ -81,7 +82,7 @@ def duration_frames(seconds: float, fps: int) -> int:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    tuple_fields = {"methods", "samples", "durations", "metrics"}
+    tuple_fields = {"methods", "baselines", "samples", "durations", "metrics"}
     if name in tuple_fields:
         if isinstance(value, (str, int, float)):
             value = [value]
@@ -146,5 +147,7 @@ def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown settings {sorted(unknown)}", fix=f"known: {sorted(known)}")
+    requested = tuple(merged.get("methods", RunConfig.methods))
+    merged["methods"] = requested + tuple(b for b in merged.get("baselines", ()) if b not in requested)
     return RunConfig(**merged).validate()
 

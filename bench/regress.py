@@ -139,7 +139,7 @@ def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> Fr
     from bench.records import ExperimentManifest
     from bench.runner import run_grid
 
-    config = build_config(preset=spec.preset, methods=list(spec.methods), durations=list(spec.durations),
+    config = build_config(preset=spec.preset, methods=list(spec.methods), baselines=[], durations=list(spec.durations),
                           max_samples=spec.max_samples, metrics=list(spec.metrics), results=str(work),
                           experiment=f"regress-{spec.name}", progress=False)
     threads = torch.get_num_threads()

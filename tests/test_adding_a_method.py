@@ -31,7 +31,7 @@ def documented(monkeypatch):
 
 def test_the_documented_methods_run_score_and_resume(documented, tmp_path):
     data = write_dataset(tmp_path / "data", 2, n=90)
-    config = build_config("lab", methods=["my_method", "my_whole_video_method", "ground_truth"], durations=[1, 3],
+    config = build_config("lab", methods=["my_method", "my_whole_video_method", "ground_truth"], baselines=[], durations=[1, 3],
                           dataset=str(data), metrics=["psnr"], results=str(tmp_path / "res"), progress=False,
                           method_args={"my_method": {"strength": 0.25, "chunk_frames": 21}})
     outcome = run_grid(config)

@@ -21,7 +21,7 @@ def dataset(tmp_path):
 
 
 def run(tmp_path, dataset, **args):
-    config = build_config("lab", durations=[4], dataset=str(dataset), results=str(tmp_path / "results"),
+    config = build_config("lab", baselines=[], durations=[4], dataset=str(dataset), results=str(tmp_path / "results"),
                           progress=False, metrics=["psnr", "seam"], methods=["precomputed"],
                           method_args={"precomputed": args}, workers=1)
     out = run_grid(config)

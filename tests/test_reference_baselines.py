@@ -16,7 +16,7 @@ def dataset(tmp_path):
 
 
 def cfg(tmp_path, dataset, **kw):
-    base = dict(durations=[1, 2], dataset=str(dataset), results=str(tmp_path / "results"), progress=False,
+    base = dict(baselines=[], durations=[1, 2], dataset=str(dataset), results=str(tmp_path / "results"), progress=False,
                 metrics=["psnr", "ssim"])
     base.update(kw)
     return build_config("lab", **base)

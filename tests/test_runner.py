@@ -16,7 +16,7 @@ def dataset(tmp_path):
 
 
 def config(tmp_path, dataset, **kw):
-    base = dict(methods=["ground_truth", "static_reference"], durations=[1, 2], dataset=str(dataset),
+    base = dict(methods=["ground_truth", "static_reference"], baselines=[], durations=[1, 2], dataset=str(dataset),
                 results=str(tmp_path / "results"), progress=False, metrics=["psnr", "ssim"])
     base.update(kw)
     return build_config("lab", **base)
@@ -148,3 +148,12 @@ def test_unknown_method_arguments_are_always_rejected(tmp_path, dataset, method)
 
     with pytest.raises(ConfigError, match="nosuch"):
         instantiate(method, config(tmp_path, dataset, methods=[method], method_args={method: {"nosuch": 1}}))
+
+
+def test_lab_preset_runs_its_trivial_baselines_beside_the_requested_methods():
+    from bench.config import build_config
+
+    assert build_config(preset="lab", methods=["wan_animate"]).methods == ("wan_animate", "static_reference")
+    assert build_config(preset="lab", methods=["static_reference", "ground_truth"]).methods == (
+        "static_reference", "ground_truth")
+    assert build_config(preset="lab", methods=["wan_animate"], baselines=[]).methods == ("wan_animate",)
