@@ -189,3 +189,30 @@ def test_no_plp_ablation_trains_on_the_wan_animate_layout_and_loads_into_wan_ani
     assert with_lora.lora_info is not None and not np.array_equal(frames_plain, frames_lora)
     with pytest.raises(WeightsError, match="'pixel_carry' memory layout"):
         EverAnimate(components="tiny-random", lora=str(lora)).check_ready()
+
+
+def test_vae_checkpoint_at_a_phase_boundary_continues_under_changed_later_phases(tmp_path, monkeypatch):
+    from bench.errors import ConfigError
+
+    cache, out = str(tmp_path / "cache"), tmp_path / "vae"
+    calls = []
+    real = training._held_out_psnr
+
+    def interrupted_once(vae, clips):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after the boundary checkpoint of step 1
+        return real(vae, clips)
+
+    monkeypatch.setattr(training, "_held_out_psnr", interrupted_once)
+    common = [f"out={out}", "clips=10", "stats_frames=16", f"cache_root={cache}", "eval_every=1", "checkpoint_every=1"]
+    with pytest.raises(KeyboardInterrupt):
+        training.train_vae(training.config_with(training.VaeTrainConfig, common + [
+            "phases=[[5, 2, 1, 0.004, 32], [9, 1, 1, 0.002, 64]]"]), progress=False)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["phases_used"] == 1
+    with pytest.raises(ConfigError, match="different training config"):  # the finished phase changed
+        training.train_vae(training.config_with(training.VaeTrainConfig, common + [
+            "phases=[[5, 2, 1, 0.001, 32], [9, 1, 1, 0.002, 64]]"]), progress=False)
+    log = training.train_vae(training.config_with(training.VaeTrainConfig, common + [
+        "phases=[[5, 2, 1, 0.004, 32], [13, 1, 2, 0.001, 64]]"]), progress=False)  # only the later phase changed
+    assert log["steps"] == 3 and [s for s, _ in log["held_out_psnr_by_step"]] == [1, 2, 3]

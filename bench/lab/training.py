@@ -72,15 +72,17 @@ class VaeTrainConfig:
     clips: int = 256
     # phases of (clip frames, batch, steps, lr, crop side), each with a fresh AdamW and a warmup + cosine
     # schedule: short clips on random 32x32 crops first (the VAE is convolutional: 4x the samples per second),
-    # then whole 64x64 frames of longer clips so the decoder's causal caches and the middle attention are
-    # trained over the many slices of a 77-frame chunk
+    # then whole 64x64 frames of longer clips so the causal caches and the middle attention are trained; the
+    # last phase on whole 77-frame chunks (20 latent slices), because the causal recurrence is only stable over
+    # lengths it was trained on (after 13-frame clips a 77-frame chunk fell from 23 dB to 10.6 dB after frame 20)
     phases: tuple[tuple[int, int, int, float, int], ...] = ((5, 16, 1200, 2e-3, 32), (13, 4, 600, 1e-3, 64),
-                                                            (33, 2, 250, 5e-4, 64))
+                                                            (77, 1, 200, 4e-4, 64))
     kl_weight: float = 1e-7  # the latents are used as posterior modes (argmax), as the Wan pipeline encodes
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 300  # held-out 77-frame PSNR logged along the way
     stats_frames: int = 512  # frames encoded to standardise the latents (latents_mean / latents_std)
+    init: str = ""  # a trained lab VAE folder to continue from (e.g. a further phase on whole 77-frame chunks)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,14 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    digest = _digest(asdict(cfg) | {"arch": asdict(lab_architecture())})
+    def digest_upto(n_phases: int) -> str:
+        """The settings a checkpoint depends on: everything but the phases not yet started, so a checkpoint at a
+        phase boundary continues under a config that changes or adds only later phases."""
+        settings = {k: v for k, v in asdict(cfg).items() if k != "init" or v}
+        return _digest(settings | {"phases": [list(p) for p in cfg.phases[:n_phases]],
+                                   "arch": asdict(lab_architecture())})
+
+    digest = digest_upto(len(cfg.phases))
     samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
     frames = np.stack([s.gt(0, s.n_frames) for s in samples])  # (N, T, H, W, 3) uint8
     held_out = frames[-8:]
@@ -179,6 +188,12 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     vae = build_vae()
+    if cfg.init:
+        from diffusers import AutoencoderKLWan
+
+        if not (Path(cfg.init) / "config.json").is_file():
+            raise WeightsError(f"no lab VAE to continue from at {cfg.init}", fix="train one first, or drop init=")
+        vae.load_state_dict(AutoencoderKLWan.from_pretrained(cfg.init).state_dict())
     bounds = np.cumsum([0] + [int(p[2]) for p in cfg.phases])
     total = int(bounds[-1])
 
@@ -193,7 +208,10 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
 
     step, losses, evals = 0, [], []
     ckpt_path = out / "checkpoint.pt"
-    blob = _load_checkpoint(ckpt_path, digest)
+    blob = None
+    if ckpt_path.is_file():
+        saved = torch.load(ckpt_path, weights_only=False)
+        blob = _load_checkpoint(ckpt_path, digest_upto(int(saved.get("phases_used", len(cfg.phases)))))
     if blob:
         step, losses, evals = blob["step"], blob["losses"], blob.get("evals", [])
         vae.load_state_dict(blob["model"])
@@ -242,7 +260,8 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
             vae.train()
         boundary = step in bounds
         if (step % cfg.checkpoint_every == 0 or boundary) and step < total:
-            _save_checkpoint(ckpt_path, {"digest": digest, "model": vae.state_dict(),
+            used = phase_of(step) + (0 if boundary else 1)  # a boundary checkpoint has not started the next phase
+            _save_checkpoint(ckpt_path, {"digest": digest_upto(used), "phases_used": used, "model": vae.state_dict(),
                                          "optimizer": None if boundary else opt.state_dict(),
                                          "scheduler": None if boundary else sched.state_dict(),
                                          "step": step, "losses": losses, "evals": evals,
