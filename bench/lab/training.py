@@ -101,7 +101,7 @@ class BaseTrainConfig:
     reference_degrade_p: float = 0.5
     pose_dropout_p: float = 0.05
     batch_size: int = 4
-    steps: int = 1800
+    steps: int = 1200
     lr: float = 6e-4
     warmup: int = 50
     shift: float = 5.0
