@@ -31,7 +31,8 @@ ABLATION_METRICS = ("psnr", "ssim", "lpips")
 DISPLAY_NAMES = {"everanimate": "EverAnimate", "wan_animate": "Wan-Animate", "vae_roundtrip": "VAE round trip",
                  "ground_truth": "Ground truth", "static_reference": "Static reference", "precomputed": "Precomputed",
                  "unianimate_dit": "UniAnimate-DiT", "one_to_all": "One-to-All", "scail": "SCAIL",
-                 "steadydancer": "SteadyDancer",
+                 "steadydancer": "SteadyDancer", "oracle_pixel_carry": "Oracle: pixel carry (Wan-Animate path)",
+                 "oracle_latent_carry": "Oracle: latent carry (PLP path)",
                  # the lab-ablation preset's variants (Table 2 rows)
                  "wan_animate@no_plp": "w/o PLP (RFM, pixel carry-over)", "everanimate@no_rfm": "w/o RFM (stage 1)"}
 
