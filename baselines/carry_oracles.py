@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
+from bench.animator import AnimationRequest, Capabilities, ChunkInput
 from bench.errors import ConfigError, DataError, MethodError
+from bench.models.vae_method import VAEMethod
 
 STATE_FORMAT = "carry_oracle/1"
 
@@ -44,7 +45,7 @@ class CarryOracleConfig:
     overlap: int = 4
 
 
-class _CarryOracle(Animator):
+class _CarryOracle(VAEMethod):
     carry: ClassVar[str]  # "pixels" or "latent"
     version = "1"
 
@@ -53,60 +54,13 @@ class _CarryOracle(Animator):
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
         cfg = self.config
-        if (cfg.model_dir is None) == (cfg.components is None):
-            raise ConfigError(f"{self.name}: give exactly one of model_dir and components",
-                              fix="pass components='lab' (the lab VAE), model_dir=FOLDER (only vae/ is used) "
-                                  "or components='tiny-random'")
-        if cfg.components not in (None, "tiny-random", "lab"):
-            raise ConfigError(f"{self.name}: unknown components {cfg.components!r}",
-                              fix="use components='lab' or 'tiny-random', or model_dir=FOLDER")
         if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.overlap < cfg.chunk_frames // 2:
             raise ConfigError(f"{self.name}: chunk_frames must be 4k + 1 and 1 <= overlap < chunk/2, got "
                               f"{cfg.chunk_frames} / {cfg.overlap}", fix="use chunk_frames=77, overlap=4")
-        self.vae = None
-
-    def _folder(self):
-        from bench.models.wan import components_folder
-
-        return components_folder(self.config.model_dir, self.config.components)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.overlap,
                             can_resume=True, max_references=0)
-
-    def is_trained(self) -> bool:
-        return self._folder() is not None  # tiny-random: an untrained VAE
-
-    def weight_fingerprints(self) -> dict[str, str]:
-        if self._folder() is None:
-            return {}
-        from pathlib import Path
-
-        from bench.models.wan import fingerprint
-
-        self.check_ready()
-        return {"vae": fingerprint(Path(self._folder()) / "vae")}
-
-    def check_ready(self) -> None:
-        if self.config.components == "lab":
-            from bench.lab.shipped import verify_lab_models
-
-            verify_lab_models(["wan_animate_base"], method=self.name)
-        if self._folder() is not None:
-            from bench.models.wan import check_vae_dir
-
-            check_vae_dir(self._folder(), method=self.name)
-
-    def load(self, device: str = "cpu") -> None:
-        from bench.models.wan import load_vae, tiny_components
-
-        self.check_ready()
-        super().load(device)
-        if self._folder() is not None:
-            self.vae, self.trained = load_vae(self._folder(), method=self.name), True
-        else:
-            self.vae, self.trained = tiny_components(self.config.components_seed).vae, False
-        self.vae.to(device)
 
     def model_info(self) -> dict[str, Any]:
         info = super().model_info()

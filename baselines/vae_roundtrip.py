@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
+from bench.animator import AnimationRequest, Capabilities, ChunkInput
 from bench.errors import ConfigError, MethodError
+from bench.models.vae_method import VAEMethod
 
 STATE_FORMAT = "vae_roundtrip/1"
 
@@ -43,7 +44,7 @@ class VAERoundTripConfig:
     chunk_frames: int = 77
 
 
-class VAERoundTrip(Animator):
+class VAERoundTrip(VAEMethod):
     name = "vae_roundtrip"
     version = "1"
     description = "ground truth through the Wan VAE per chunk, carry-over frames decoded and re-encoded (ground " \
@@ -54,63 +55,13 @@ class VAERoundTrip(Animator):
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
         cfg = self.config
-        if (cfg.model_dir is None) == (cfg.components is None):
-            raise ConfigError("vae_roundtrip: give exactly one of model_dir and components='tiny-random'",
-                              fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers (only vae/ is used) "
-                                  "or components='tiny-random'")
-        if cfg.components not in (None, "tiny-random", "lab"):
-            raise ConfigError(f"vae_roundtrip: unknown components {cfg.components!r}",
-                              fix="use components='tiny-random' or 'lab', or model_dir=FOLDER")
         if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.refert_num < cfg.chunk_frames // 2:
             raise ConfigError(f"vae_roundtrip: chunk_frames must be 4k + 1 and 1 <= refert_num < chunk/2, got "
                               f"{cfg.chunk_frames} / {cfg.refert_num}", fix="use chunk_frames=77 with refert_num 1 or 5")
-        self.vae = None
-
-    def _folder(self):
-        """The components folder to load (``model_dir`` or the lab model), None for tiny random components."""
-        from bench.models.wan import components_folder
-
-        return components_folder(self.config.model_dir, self.config.components)
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.refert_num,
                             can_resume=True, max_references=0)
-
-    def is_trained(self) -> bool:
-        return self._folder() is not None  # tiny-random: an untrained VAE
-
-    def weight_fingerprints(self) -> dict[str, str]:
-        if self._folder() is None:
-            return {}
-        from pathlib import Path
-
-        from bench.models.wan import fingerprint
-
-        self.check_ready()
-        return {"vae": fingerprint(Path(self._folder()) / "vae")}
-
-    def check_ready(self) -> None:
-        if self.config.components == "lab":
-            from bench.lab.shipped import verify_lab_models
-
-            verify_lab_models(["wan_animate_base"], method=self.name)
-        if self._folder() is not None:
-            from bench.models.wan import check_vae_dir
-
-            check_vae_dir(self._folder(), method=self.name)
-
-    def load(self, device: str = "cpu") -> None:
-        from bench.models.wan import load_vae, tiny_components
-
-        self.check_ready()
-        super().load(device)
-        if self._folder() is not None:
-            self.vae = load_vae(self._folder(), method=self.name)
-            self.trained = True
-        else:
-            self.vae = tiny_components(self.config.components_seed).vae
-            self.trained = False
-        self.vae.to(device)
 
     def model_info(self) -> dict[str, Any]:
         info = super().model_info()
