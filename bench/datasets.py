@@ -39,18 +39,24 @@ def _render_lab(records: list[tuple[str, object, dict]], cache_root: Path, progr
     return out
 
 
-def _lab_manifest_samples(path: Path, n_frames: int | None, size: str, cache_root: Path, progress: bool):
+def _lab_record_spec(path: Path, record: dict):
+    """The ``LabSpec`` of one lab manifest record, or a ``DataError`` naming the record."""
     from bench.lab.spec import LabSpec
+
+    try:
+        return LabSpec.from_dict(record["spec"])
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{path}: lab record {record.get('id', '?')} has no valid spec ({exc})",
+                        fix="regenerate the manifest: python -m bench lab manifest") from exc
+
+
+def _lab_manifest_samples(path: Path, n_frames: int | None, size: str, cache_root: Path, progress: bool):
     from bench.manifest import read_manifest
 
     manifest = read_manifest(path)
     records = []
     for record in manifest.records:
-        try:
-            spec = LabSpec.from_dict(record["spec"])
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"{path}: lab record {record.get('id', '?')} has no valid spec ({exc})",
-                            fix="regenerate the manifest: python -m bench lab manifest") from exc
+        spec = _lab_record_spec(path, record)
         # never past the manifest's length (its pinned hashes): longer runs pad the poses (--pose-padding)
         spec = spec.with_(size=size, n_frames=min(n_frames, spec.n_frames) if n_frames else spec.n_frames)
         expected = record.get("expected", {}).get(size)
@@ -98,11 +104,7 @@ def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = Non
         get_size(size)
         out = []
         for record in manifest.records:
-            try:
-                spec = LabSpec.from_dict(record["spec"])
-            except (KeyError, TypeError) as exc:
-                raise DataError(f"{path}: lab record {record.get('id', '?')} has no valid spec ({exc})",
-                                fix="regenerate the manifest: python -m bench lab manifest") from exc
+            spec = _lab_record_spec(path, record)
             out.append((record["id"], spec.n_frames, spec.fps))
         return out
     return [(s.id, s.n_frames, s.fps) for s in load_manifest(path)]
