@@ -492,6 +492,12 @@ def check_wan_folder(sid: str, folder: Path, gt: Path | None, fps: int = 25) -> 
     return {"paths": paths, "gt": g, "pose": po, "face": fa}, []
 
 
+def _duplicate_ids(ids: list[str], fix: str) -> list[Problem]:
+    """One ``Problem`` per sample id used more than once."""
+    return [Problem(str(i), "id", f"sample id {i!r} is used {ids.count(i)} times", fix)
+            for i in sorted(set(ids)) if ids.count(i) > 1]
+
+
 def build_from_wan_layout(folders: Sequence[str | os.PathLike], gt_videos: Sequence[str | os.PathLike],
                           out: str | os.PathLike, ids: Sequence[str] | None = None, fps: int = 25,
                           progress: bool = False, validate: bool = False) -> Path:
@@ -509,9 +515,7 @@ def build_from_wan_layout(folders: Sequence[str | os.PathLike], gt_videos: Seque
     ids = list(ids) if ids is not None else [f.name for f in folders]
     if len(ids) != len(folders):
         raise DataError(f"{len(ids)} ids for {len(folders)} folders", fix="pass one id per folder, or none")
-    problems: list[Problem] = [Problem(str(i), "id", f"sample id {i!r} is used {ids.count(i)} times",
-                                       "give every clip a unique id (--ids, or distinct folder names)")
-                               for i in sorted(set(ids)) if ids.count(i) > 1]
+    problems = _duplicate_ids(ids, "give every clip a unique id (--ids, or distinct folder names)")
     checked = []
     bar = _bar(len(folders), "check clips", progress)
     for sid, folder, gt in zip(ids, folders, gt_videos):
@@ -578,9 +582,7 @@ def build_from_raw_videos(videos: Sequence[str | os.PathLike], detector_onnx: st
     ids = list(ids) if ids is not None else [v.stem for v in videos]
     if len(ids) != len(videos):
         raise DataError(f"{len(ids)} ids for {len(videos)} videos", fix="pass one id per video, or none")
-    problems: list[Problem] = [Problem(str(i), "id", f"sample id {i!r} is used {ids.count(i)} times",
-                                       "pass distinct --ids or rename the videos")
-                               for i in sorted(set(ids)) if ids.count(i) > 1]
+    problems = _duplicate_ids(ids, "pass distinct --ids or rename the videos")
     infos = {}
     for sid, video in zip(ids, videos):
         if not video.is_file():
