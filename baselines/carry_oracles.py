@@ -23,12 +23,12 @@ method: both read the ground truth (person and masks); they bound what carry-ove
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from baselines.arguments import CarryOracleConfig
 from bench.animator import AnimationRequest, Capabilities, ChunkInput
 from bench.errors import ConfigError, DataError, MethodError
 from bench.models.vae_method import VAEMethod
@@ -36,27 +36,11 @@ from bench.models.vae_method import VAEMethod
 STATE_FORMAT = "carry_oracle/1"
 
 
-@dataclass(frozen=True)
-class CarryOracleConfig:
-    model_dir: str | None = None  # a Wan-Animate (or lab) components folder; only vae/ is read
-    components: str | None = None  # "lab": the lab VAE; "tiny-random": an untrained tiny VAE (smoke tests)
-    components_seed: int = 0
-    chunk_frames: int = 77
-    overlap: int = 4
-
-
 class _CarryOracle(VAEMethod):
     carry: ClassVar[str]  # "pixels" or "latent"
     version = "1"
 
     Config = CarryOracleConfig
-
-    def __init__(self, **identity_args: Any):
-        super().__init__(**identity_args)
-        cfg = self.config
-        if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.overlap < cfg.chunk_frames // 2:
-            raise ConfigError(f"{self.name}: chunk_frames must be 4k + 1 and 1 <= overlap < chunk/2, got "
-                              f"{cfg.chunk_frames} / {cfg.overlap}", fix="use chunk_frames=77, overlap=4")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.overlap,

@@ -32,13 +32,24 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from bench.animator import (AnimationRequest, Animator, Capabilities, ChunkInput, plan_chunks,
-                            pose_indices)
+from bench.animator import (AnimationRequest, Animator, Capabilities, ChunkInput, config_arguments, plan_chunks,
+                            pose_indices, runtime)
 from bench.errors import ConfigError, MethodError, WeightsError, os_reason
 from bench.sample import sha256_file
 
-RUNTIME_ARGS = ("checkout", "python", "weights", "workdir", "timeout_s")
 LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class OfficialCodeConfig:
+    """The runtime arguments every adapter takes (paths and a timeout: never part of the rollout key); each
+    adapter's ``Config`` extends it with its identity settings, defaulting to the method's native values."""
+
+    checkout: str | None = runtime()  # the official checkout (else $<PREFIX>_HOME)
+    python: str | None = runtime()  # its interpreter (else $<PREFIX>_PYTHON, a venv in the checkout, this one)
+    weights: str | None = runtime()  # its weights folder (else $<PREFIX>_WEIGHTS, else the checkout)
+    workdir: str | None = runtime()  # job folders (else $BENCH_WORK_DIR or the temp folder)
+    timeout_s: float | None = runtime()  # per official run
 
 
 # -- 1. locating the official code ------------------------------------------------------------------
@@ -282,7 +293,8 @@ class OfficialCodeAnimator(Animator):
     """Base of the adapters that run an official checkout as a subprocess.
 
     Subclasses set ``env_prefix``, ``native_fps``, ``native_window`` (native frames per official run; 0:
-    the whole video in one run), ``defaults`` (identity settings and their native values) and implement
+    the whole video in one run), ``Config`` (an ``OfficialCodeConfig`` with the identity settings and their
+    native values, in the adapter's torch-free module) and implement
     ``requirements()`` and ``run_window(ctx) -> native frames``. Windowed methods (``native_window > 0``)
     run window ``k`` on native frames ``[k * (W - 1), k * (W - 1) + W)`` with the previous window's last
     frame as first frame, so every window adds ``W - 1`` native frames; the harness chunk is the same
@@ -292,37 +304,22 @@ class OfficialCodeAnimator(Animator):
     env_prefix: ClassVar[str]
     native_fps: ClassVar[float]
     native_window: ClassVar[int] = 0
-    defaults: ClassVar[dict[str, Any]] = {}
     native_settings: ClassVar[dict[str, Any]] = {}
     output_chunk_frames: ClassVar[int] = 125  # harness chunk for whole-video methods (5 s at 25 fps)
 
-    Config = None  # validates its own keyword arguments (explicit signature)
+    Config: ClassVar[type] = OfficialCodeConfig
 
-    @classmethod
-    def arguments(cls) -> list[tuple[str, Any]]:
-        """The runtime paths (checkout, python, weights, workdir, timeout_s) and the identity settings with
-        their native defaults."""
-        import inspect
-
-        runtime = [(p.name, p.default) for p in list(inspect.signature(OfficialCodeAnimator.__init__).parameters.values())[1:]
-                   if p.kind == p.POSITIONAL_OR_KEYWORD]
-        return runtime + sorted(cls.defaults.items())
-
-    def __init__(self, checkout: str | None = None, python: str | None = None, weights: str | None = None,
-                 workdir: str | None = None, timeout_s: float | None = None, **identity_args: Any):
-        unknown = set(identity_args) - set(self.defaults)
-        if unknown:
-            raise ConfigError(f"{self.name}: unknown argument(s) {sorted(unknown)}",
-                              fix=f"use {sorted(self.defaults) + list(RUNTIME_ARGS)}")
-        super().__init__(**{**self.defaults, **identity_args})
-        self.checkout, self.checkout_source = resolve_path(checkout, f"{self.env_prefix}_HOME")
-        py, self.python_source = resolve_path(python, f"{self.env_prefix}_PYTHON")
+    def __init__(self, **args: Any):
+        super().__init__(**args)
+        cfg = self.config
+        self.checkout, self.checkout_source = resolve_path(cfg.checkout, f"{self.env_prefix}_HOME")
+        py, self.python_source = resolve_path(cfg.python, f"{self.env_prefix}_PYTHON")
         self.python = py or default_python(self.checkout)
         if py is None:
             self.python_source = "checkout venv" if self.python != Path(sys.executable) else "harness interpreter"
-        self.weights, self.weights_source = resolve_path(weights, f"{self.env_prefix}_WEIGHTS", self.checkout)
-        self.workdir = Path(workdir) if workdir else None
-        self.timeout_s = timeout_s
+        self.weights, self.weights_source = resolve_path(cfg.weights, f"{self.env_prefix}_WEIGHTS", self.checkout)
+        self.workdir = Path(cfg.workdir) if cfg.workdir else None
+        self.timeout_s = cfg.timeout_s
         self.last_commands: list[list[str]] = []
 
     # -- readiness --------------------------------------------------------------------------------------
@@ -395,10 +392,11 @@ class OfficialCodeAnimator(Animator):
 
     def model_info(self) -> dict[str, Any]:
         info = super().model_info()
+        defaults = dict(config_arguments(self.Config))
         info.update({"runs": "official code as a subprocess", "repository": self.repo_url,
                      "checkout": str(self.checkout), "python": str(self.python),
                      "native_settings": dict(self.native_settings),
-                     "overrides": {k: v for k, v in self.identity_args.items() if self.defaults.get(k) != v},
+                     "overrides": {k: v for k, v in self.identity_args.items() if defaults.get(k) != v},
                      "adaptations": [a.to_dict() for a in self.adaptations],
                      "last_commands": self.last_commands[-2:]})
         return info

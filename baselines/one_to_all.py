@@ -24,13 +24,14 @@ masks, the whole frame; the request seed is not used (the script fixes 42); outp
 from __future__ import annotations
 
 import glob
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from baselines.external import (OfficialCodeAnimator, Requirement, WindowContext, check_native_frames,
-                                native_poses, sha256_cached, write_driver_job, write_image)
+from baselines.external import (OfficialCodeAnimator, OfficialCodeConfig, Requirement, WindowContext,
+                                check_native_frames, native_poses, sha256_cached, write_driver_job, write_image)
 from bench.errors import MethodError
 
 ENTRY = "video-generation/inference_14b.py"
@@ -46,6 +47,16 @@ def official_size(height: int, width: int, max_short: int) -> tuple[int, int]:
     return int(h // 16 * 16), int(w // 16 * 16)
 
 
+@dataclass(frozen=True)
+class OneToAllConfig(OfficialCodeConfig):
+    """The runtime paths, then the identity settings at their native values."""
+
+    image_cfg: float = 2.0
+    pose_cfg: float = 1.5
+    max_short: int = 576
+    prompt: str = ""
+
+
 class OneToAll(OfficialCodeAnimator):
     name = "one_to_all"
     version = "1"
@@ -54,7 +65,7 @@ class OneToAll(OfficialCodeAnimator):
     env_prefix = "ONE_TO_ALL"
     native_fps = 25.0  # the script keeps the pose video's frame rate; the benchmark feeds 25 fps
     native_window = 0
-    defaults: ClassVar[dict] = {"image_cfg": 2.0, "pose_cfg": 1.5, "max_short": 576, "prompt": ""}
+    Config = OneToAllConfig
     native_settings: ClassVar[dict] = {"base_model": BASE_MODEL, "checkpoint": CHECKPOINT, "steps": 30,
                                        "image_cfg": 2.0, "pose_cfg": 1.5, "max_short": 576, "seed": 42,
                                        "chunk_frames": 81, "token_replace_frames": 5, "prompt": ""}

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.animator import Animator, AnimationRequest, Capabilities, ChunkInput
+from bench.animator import Animator, AnimationRequest, Capabilities, ChunkInput, runtime
 from bench.errors import ConfigError, DataError
 from bench.sample import sha256_file
 
@@ -45,35 +46,52 @@ CLIP_FILE = re.compile(r"clip_(\d+)_frames\.pt$")
 RELEASE_CHUNK_FRAMES, RELEASE_OVERLAP_FRAMES = 77, 4
 
 
+@dataclass(frozen=True)
+class PrecomputedConfig:
+    """The arguments (module docstring). The folder is a runtime path: its videos' hashes enter the rollout
+    key (``weight_fingerprints``), not where they lie."""
+
+    folder: str | None = runtime()
+    resize: bool = False
+    resample_fps: bool = False
+    layout: str = "video"
+    chunk_frames: int | None = None  # None (both): 77 / 4 assumed, recorded as assumed
+    overlap_frames: int | None = None
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"unknown layout {self.layout!r}",
+                              fix=f"use one of {', '.join(LAYOUTS)} (docs/data.md#precomputed-folders)")
+        object.__setattr__(self, "resize", bool(self.resize))
+        object.__setattr__(self, "resample_fps", bool(self.resample_fps))
+        if self.chunk_frames is not None or self.overlap_frames is not None:
+            chunk, overlap = self.geometry()
+            if not 0 <= overlap < chunk:
+                raise ConfigError(f"chunk_frames {chunk} with overlap_frames {overlap} is impossible",
+                                  fix="the chunk must be longer than its overlap, e.g. chunk_frames=77 overlap_frames=4")
+
+    def geometry(self) -> tuple[int, int]:
+        """``(chunk_frames, overlap_frames)``, the release's 77 / 4 where not given."""
+        return (int(RELEASE_CHUNK_FRAMES if self.chunk_frames is None else self.chunk_frames),
+                int(RELEASE_OVERLAP_FRAMES if self.overlap_frames is None else self.overlap_frames))
+
+
 class Precomputed(Animator):
     name = "precomputed"
     version = "1"
     description = "videos generated elsewhere, one file per sample id"
 
-    Config = None  # validates its own keyword arguments (explicit signature)
+    Config = PrecomputedConfig
 
-    def __init__(self, folder: str | None = None, resize: bool = False, resample_fps: bool = False,
-                 layout: str = "video", chunk_frames: int | None = None, overlap_frames: int | None = None):
-        if layout not in LAYOUTS:
-            raise ConfigError(f"precomputed: unknown layout {layout!r}",
-                              fix=f"use one of {', '.join(LAYOUTS)} (docs/data.md#precomputed-folders)")
-        geometry = {}
-        if chunk_frames is not None or overlap_frames is not None:
-            geometry = {"chunk_frames": int(RELEASE_CHUNK_FRAMES if chunk_frames is None else chunk_frames),
-                        "overlap_frames": int(RELEASE_OVERLAP_FRAMES if overlap_frames is None else overlap_frames)}
-            if not 0 <= geometry["overlap_frames"] < geometry["chunk_frames"]:
-                raise ConfigError(f"precomputed: chunk_frames {geometry['chunk_frames']} with overlap_frames "
-                                  f"{geometry['overlap_frames']} is impossible",
-                                  fix="the chunk must be longer than its overlap, e.g. chunk_frames=77 overlap_frames=4")
-        super().__init__(folder=folder, resize=bool(resize), resample_fps=bool(resample_fps), layout=layout,
-                         **geometry)
-        self.folder = Path(folder) if folder else None
-        self.layout = layout
+    def __init__(self, **args):
+        super().__init__(**args)
+        self.folder = Path(self.config.folder) if self.config.folder else None
+        self.layout = self.config.layout
         self._fingerprints: dict[str, str] | None = None
 
     def identity(self) -> dict:
-        args = self.identity_args
-        out = {"resize": args["resize"], "resample_fps": args["resample_fps"]}
+        cfg = self.config
+        out = {"resize": cfg.resize, "resample_fps": cfg.resample_fps}
         if self.layout != "video":  # the default layout keeps the keys of earlier rollouts
             out["layout"] = self.layout
         if self.layout == "release_frames":  # the overlap decides which frames are kept
@@ -82,12 +100,12 @@ class Precomputed(Animator):
 
     @property
     def overlap_frames(self) -> int:
-        return int(self.identity_args.get("overlap_frames", RELEASE_OVERLAP_FRAMES))
+        return self.config.geometry()[1]
 
     def chunk_geometry(self) -> dict:
-        args = self.identity_args
-        if "chunk_frames" in args:
-            return {"chunk_frames": args["chunk_frames"], "overlap_frames": args["overlap_frames"],
+        if self.config.chunk_frames is not None or self.config.overlap_frames is not None:
+            chunk, overlap = self.config.geometry()
+            return {"chunk_frames": chunk, "overlap_frames": overlap,
                     "source": "given (precomputed.chunk_frames / overlap_frames)"}
         return {"chunk_frames": RELEASE_CHUNK_FRAMES, "overlap_frames": RELEASE_OVERLAP_FRAMES,
                 "source": "assumed: 77-frame chunks, 4-frame overlap (Wan-Animate and the EverAnimate release); "
@@ -140,7 +158,6 @@ class Precomputed(Animator):
 
         path = self.video_for(request.sample.id)
         info = probe(path)
-        args = self.identity_args
         width = info.width
         if self.layout == "side_by_side":
             if info.width % 2:
@@ -155,7 +172,7 @@ class Precomputed(Animator):
             self.record("lossy_source", f"{path.name}: the release's final mp4 is lossy; its lossless per-clip "
                         "frames are read with precomputed.layout=release_frames")
         if abs(info.fps - request.fps) > 1e-3:
-            if not args["resample_fps"]:
+            if not self.config.resample_fps:
                 raise DataError(f"precomputed: {path} is {info.fps:g} fps, the protocol is {request.fps} fps",
                                 fix="re-export at 25 fps, or pass --method-arg precomputed.resample_fps=true (recorded)")
             self.record("resample", f"{path.name}: {info.fps:g} fps mapped to {request.fps} fps by nearest frame",
@@ -174,7 +191,7 @@ class Precomputed(Animator):
 
     def _check_size(self, name: str, height: int, width: int, request: AnimationRequest) -> None:
         if (height, width) != (request.height, request.width):
-            if not self.identity_args["resize"]:
+            if not self.config.resize:
                 raise DataError(f"precomputed: {name} is {width}x{height}, the sample is "
                                 f"{request.width}x{request.height}",
                                 fix="re-export at the sample size, or pass --method-arg precomputed.resize=true (recorded)")

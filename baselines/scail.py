@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from baselines.external import (OfficialCodeAnimator, Requirement, WindowContext, native_pose_index, native_poses,
-                                read_video_checked, run_official, write_image)
+from baselines.external import (OfficialCodeAnimator, OfficialCodeConfig, Requirement, WindowContext,
+                                native_pose_index, native_poses, read_video_checked, run_official, write_image)
 from bench.errors import MethodError
 
 ENTRY = "sample_video.py"
@@ -56,6 +57,15 @@ def set_yaml_key(text: str, key: str, value: str) -> str:
     return text + f"\nargs:\n  {key}: {value}\n"
 
 
+@dataclass(frozen=True)
+class SCAILConfig(OfficialCodeConfig):
+    """The runtime paths, then the identity settings at their native values."""
+
+    size: list = field(default_factory=lambda: [512, 896])  # sampling image size (H, W)
+    prompt: str = "A person dances, full body, plain background."
+    pose_command: str | None = None
+
+
 class SCAIL(OfficialCodeAnimator):
     name = "scail"
     version = "1"
@@ -64,8 +74,7 @@ class SCAIL(OfficialCodeAnimator):
     env_prefix = "SCAIL"
     native_fps = 16.0
     native_window = 81
-    defaults: ClassVar[dict] = {"size": [512, 896], "prompt": "A person dances, full body, plain background.",
-                                "pose_command": None}
+    Config = SCAILConfig
     native_settings: ClassVar[dict] = {"model_config": MODEL_CONFIG, "sampling_config": SAMPLING_CONFIG,
                                        "sampling_image_size": [512, 896], "fps": 16, "frames": 81, "steps": 50,
                                        "cfg": 4.0, "pose": "NLF 3D cylinders (SCAIL-Pose)"}

@@ -27,16 +27,29 @@ pose tools); pose 25 -> 16 fps and output 16 -> 25 fps by frame-index mapping; o
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from baselines.external import (OfficialCodeAnimator, Requirement, WindowContext, native_poses, read_video_checked,
-                                sha256_cached, write_frame_folder, write_image)
+from baselines.external import (OfficialCodeAnimator, OfficialCodeConfig, Requirement, WindowContext, native_poses,
+                                read_video_checked, sha256_cached, write_frame_folder, write_image)
 from bench.errors import MethodError
 
 ENTRY = "generate_dancer.py"
 WAN_FILES = ["models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth", "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"]
+
+
+@dataclass(frozen=True)
+class SteadyDancerConfig(OfficialCodeConfig):
+    """The runtime paths, then the identity settings at their native values."""
+
+    size: str = "1024*576"
+    steps: int = 40
+    guide_scale: float = 5.0
+    condition_guide_scale: float = 1.0
+    end_cond_cfg: float = 0.4
+    prompt: str = "a person is dancing"
 
 
 class SteadyDancer(OfficialCodeAnimator):
@@ -47,8 +60,7 @@ class SteadyDancer(OfficialCodeAnimator):
     env_prefix = "STEADYDANCER"
     native_fps = 16.0
     native_window = 81
-    defaults: ClassVar[dict] = {"size": "1024*576", "steps": 40, "guide_scale": 5.0, "condition_guide_scale": 1.0,
-                                "end_cond_cfg": 0.4, "prompt": "a person is dancing"}
+    Config = SteadyDancerConfig
     native_settings: ClassVar[dict] = {"task": "i2v-14B", "size": "1024*576", "fps": 16, "frame_num": 81, "steps": 40,
                                        "sample_guide_scale": 5.0, "condition_guide_scale": 1.0, "end_cond_cfg": 0.4}
     failure_fix = ("run the logged command by hand in the SteadyDancer environment (see its README: torch, "

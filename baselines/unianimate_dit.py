@@ -28,18 +28,28 @@ side-by-side video and resized to the request size.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from baselines.external import (OfficialCodeAnimator, Requirement, WindowContext, native_poses, read_video_checked,
-                                write_driver_job, write_frame_folder, write_image)
+from baselines.external import (OfficialCodeAnimator, OfficialCodeConfig, Requirement, WindowContext, native_poses,
+                                read_video_checked, write_driver_job, write_frame_folder, write_image)
 
 ENTRY = "examples/unianimate_wan/inference_unianimate_wan_long_video_480p.py"
 BASE_MODEL = "Wan2.1-I2V-14B-720P"
 BASE_FILES = ["models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", "models_t5_umt5-xxl-enc-bf16.pth",
               "Wan2.1_VAE.pth"] + [f"diffusion_pytorch_model-{i:05d}-of-00007.safetensors" for i in range(1, 8)]
 LORA = "checkpoints/UniAnimate-Wan2.1-14B-Lora-12000.ckpt"
+
+
+@dataclass(frozen=True)
+class UniAnimateDiTConfig(OfficialCodeConfig):
+    """The runtime paths, then the identity settings at their native values."""
+
+    height: int = 832
+    width: int = 480
+    script: str = ENTRY  # the official long-video script, relative to the checkout
 
 
 class UniAnimateDiT(OfficialCodeAnimator):
@@ -50,7 +60,7 @@ class UniAnimateDiT(OfficialCodeAnimator):
     env_prefix = "UNIANIMATE_DIT"
     native_fps = 15.0
     native_window = 0  # the official script handles any length itself
-    defaults: ClassVar[dict] = {"height": 832, "width": 480, "script": ENTRY}
+    Config = UniAnimateDiTConfig
     native_settings: ClassVar[dict] = {"base_model": BASE_MODEL, "lora": LORA, "height": 832, "width": 480,
                                        "steps": 50, "cfg": 1.5, "fps": 15, "context_size_latents": 21,
                                        "context_overlap_latents": 4, "prompt": "a person is dancing"}

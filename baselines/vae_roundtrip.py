@@ -22,26 +22,17 @@ carry-over drift (a generator additionally copies the carried appearance into ne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from baselines.arguments import VAERoundTripConfig
 from bench.animator import AnimationRequest, Capabilities, ChunkInput
 from bench.errors import ConfigError, MethodError
 from bench.models.vae_method import VAEMethod
 
 STATE_FORMAT = "vae_roundtrip/1"
-
-
-@dataclass(frozen=True)
-class VAERoundTripConfig:
-    model_dir: str | None = None  # a Wan-Animate (or lab) components folder; only vae/ is read
-    components: str | None = None  # "tiny-random": the untrained tiny VAE of tiny_components; "lab": the lab VAE
-    components_seed: int = 0
-    refert_num: int = 1
-    chunk_frames: int = 77
 
 
 class VAERoundTrip(VAEMethod):
@@ -51,13 +42,6 @@ class VAERoundTrip(VAEMethod):
                   "truth re-enters every chunk: a lower bound on VAE loss, not the paper's Finding 1)"
 
     Config = VAERoundTripConfig
-
-    def __init__(self, **identity_args: Any):
-        super().__init__(**identity_args)
-        cfg = self.config
-        if cfg.chunk_frames % 4 != 1 or not 1 <= cfg.refert_num < cfg.chunk_frames // 2:
-            raise ConfigError(f"vae_roundtrip: chunk_frames must be 4k + 1 and 1 <= refert_num < chunk/2, got "
-                              f"{cfg.chunk_frames} / {cfg.refert_num}", fix="use chunk_frames=77 with refert_num 1 or 5")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(native_fps=25, chunk_frames=self.config.chunk_frames, overlap_frames=self.config.refert_num,

@@ -36,31 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from baselines.arguments import WanAnimateConfig
 from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput
 from bench.errors import ConfigError, MethodError
 
 NATIVE = {"segment_frames": 77, "steps": 20, "shift": 5.0, "guidance": 1.0, "refert_num": 1, "fps": 25,
           "face_size": 512, "resolution": "480x832 or 720x1280 (H, W divisible by 16)"}
 STATE_FORMAT = "wan_animate/1"
-
-
-@dataclass(frozen=True)
-class WanAnimateConfig:
-    """Identity of a run (everything that changes pixels)."""
-
-    model_dir: str | None = None
-    components: str | None = None  # "tiny-random": random untrained (tests, smoke runs); "lab": the lab base model
-    components_seed: int = 0
-    refert_num: int = 1
-    steps: int = 20
-    shift: float = 5.0
-    guidance: float = 1.0
-    chunk_frames: int = 77
-    prompt: str | None = None  # None: Wan-Animate's default prompt
-    solver: str | None = None  # None: the folder's scheduler class (UniPC for diffusers' Wan folders)
-    dtype: str = "bfloat16"  # transformer / CLIP / text encoder dtype for model_dir; the VAE stays float32
-    lora: str | None = None  # a LoRA on the DiT (the lab's "w/o PLP" ablation: RFM trained on this layout)
-    lora_scale: float = 1.0
 
 
 @dataclass
@@ -80,7 +62,7 @@ class WanAnimate(Animator):
     version = "1"
     description = "Wan2.2-Animate: segments of 77 frames, last 1 or 5 decoded frames re-encoded into the next"
 
-    Config = WanAnimateConfig
+    Config = WanAnimateConfig  # baselines/arguments.py: every argument check, torch-free
 
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
@@ -88,26 +70,6 @@ class WanAnimate(Animator):
         from bench.lab.shipped import resolve_lab_path
 
         self.lora_path = resolve_lab_path(cfg.lora)  # identity keeps the portable "lab:<file>" form
-        if (cfg.model_dir is None) == (cfg.components is None):
-            raise ConfigError("wan_animate: give exactly one of model_dir (a local Wan2.2-Animate-14B-Diffusers "
-                              "folder or a lab model folder) and components='tiny-random'",
-                              fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers, or components='tiny-random'")
-        if cfg.components not in (None, "tiny-random", "lab"):
-            raise ConfigError(f"wan_animate: unknown components {cfg.components!r}",
-                              fix="use components='tiny-random' or 'lab', or model_dir=FOLDER")
-        if cfg.refert_num not in (1, 5):
-            raise ConfigError(f"wan_animate: refert_num must be 1 or 5, got {cfg.refert_num}",
-                              fix="use refert_num=1 (official default) or 5")
-        if cfg.chunk_frames % 4 != 1 or cfg.chunk_frames <= 2 * cfg.refert_num:
-            raise ConfigError(f"wan_animate: chunk_frames must be 4k + 1 and more than 2 x refert_num, got "
-                              f"{cfg.chunk_frames}", fix="use 77 (native) or another 4k + 1 such as 21 or 37")
-        if cfg.steps < 1:
-            raise ConfigError(f"wan_animate: steps must be >= 1, got {cfg.steps}", fix="use 20 (native)")
-        if cfg.guidance != 1.0:
-            raise ConfigError(f"wan_animate: guidance {cfg.guidance} is not supported (native Wan-Animate uses cfg 1)",
-                              fix="use guidance=1.0")
-        if cfg.dtype not in ("bfloat16", "float16", "float32"):
-            raise ConfigError(f"wan_animate: unknown dtype {cfg.dtype!r}", fix="use bfloat16, float16 or float32")
         self.components = None
         self.scheduler = None
         self.lora_info = None

@@ -19,7 +19,7 @@ result: nothing is adapted silently.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -144,6 +144,16 @@ class NoArguments:
     """The arguments of a method that takes none."""
 
 
+def runtime(default: Any = None) -> Any:
+    """A ``Config`` field that does not change pixels (a path to a checkout, a timeout): an argument like
+    any other, but left out of the identity and so of the rollout key."""
+    return field(default=default, metadata={"runtime": True})
+
+
+def is_runtime(f) -> bool:
+    return bool(f.metadata.get("runtime"))
+
+
 def config_arguments(config_cls: type) -> list[tuple[str, Any]]:
     """``(name, default)`` of every field of a method's config dataclass (``MISSING``: required)."""
     out = []
@@ -154,15 +164,37 @@ def config_arguments(config_cls: type) -> list[tuple[str, Any]]:
     return out
 
 
+def make_config(method: str, config_cls: type, args: dict[str, Any]) -> Any:
+    """``config_cls(**args)``: every check of a method's arguments, with no model code imported. An unknown
+    or missing argument, or a value the config's ``__post_init__`` refuses, is a ``ConfigError`` that names
+    ``method`` (and, for unknown or missing ones, every argument the method takes)."""
+    known = config_arguments(config_cls)
+    listing = ", ".join(n if d is MISSING else f"{n}={d!r}" for n, d in known) or "none"
+    unknown = sorted(set(args) - {n for n, _ in known})
+    if unknown:
+        raise ConfigError(f"{method}: unknown arguments {unknown}", fix=f"{method} takes: {listing}")
+    try:
+        return config_cls(**args)
+    except TypeError as exc:
+        raise ConfigError(f"{method}: bad arguments {args}: {exc}", fix=f"{method} takes: {listing}") from None
+    except ConfigError as exc:
+        if exc.message.startswith(f"{method}:"):
+            raise
+        raise ConfigError(f"{method}: {exc.message}", fix=exc.fix) from None
+
+
 class Animator(ABC):
     """Base class of every method. Subclasses set ``name`` and ``version`` (bump it whenever outputs
     change for the same inputs) and implement ``capabilities``, ``start``, ``step``.
 
     Arguments are declared once, as the frozen dataclass ``Config`` (field = argument, default = its
-    default): the base ``__init__`` rejects unknown arguments with the list of known ones, builds
-    ``self.config`` and the identity (every field, defaults included, so changing a default changes the
-    rollout key). A method with no arguments keeps ``NoArguments``. ``Config = None`` is for the classes
-    that still validate their own keyword arguments in their ``__init__`` signature."""
+    default; ``runtime()`` fields stay out of the identity): the base ``__init__`` rejects unknown arguments
+    with the list of known ones, builds ``self.config`` and the identity (every other field, defaults
+    included, so changing a default changes the rollout key). Every check of an argument's value belongs in
+    the config's ``__post_init__``, and the config in a module that imports no torch: ``bench run`` checks
+    the arguments of every registered method through it (``registry.Entry.config``) before anything loads.
+    A method with no arguments keeps ``NoArguments``. ``Config = None`` is for classes (plugins) that
+    validate their own keyword arguments in their ``__init__`` signature."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -172,7 +204,8 @@ class Animator(ABC):
     def __init__(self, **identity_args: Any):
         if self.Config is not None:
             self.config = self.make_config(identity_args)
-            identity_args = asdict(self.config)
+            runtime_names = {f.name for f in fields(self.Config) if is_runtime(f)}
+            identity_args = {k: v for k, v in asdict(self.config).items() if k not in runtime_names}
         self.identity_args = dict(sorted(identity_args.items()))
         self.device = "cpu"
         self.adaptations: list[Adaptation] = []
@@ -193,16 +226,8 @@ class Animator(ABC):
 
     @classmethod
     def make_config(cls, args: dict[str, Any]) -> Any:
-        """``cls.Config(**args)``; an unknown or missing argument is a ``ConfigError`` naming the known ones."""
-        known = config_arguments(cls.Config)
-        listing = ", ".join(n if d is MISSING else f"{n}={d!r}" for n, d in known) or "none"
-        unknown = sorted(set(args) - {n for n, _ in known})
-        if unknown:
-            raise ConfigError(f"{cls.name}: unknown arguments {unknown}", fix=f"{cls.name} takes: {listing}")
-        try:
-            return cls.Config(**args)
-        except TypeError as exc:
-            raise ConfigError(f"{cls.name}: bad arguments {args}: {exc}", fix=f"{cls.name} takes: {listing}") from None
+        """``cls.Config(**args)``, checked by ``make_config``."""
+        return make_config(cls.name, cls.Config, args)
 
     # -- identity -----------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:

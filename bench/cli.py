@@ -186,16 +186,19 @@ def cmd_regress(args) -> int:
 
 
 def method_arguments(name: str) -> str:
-    """``arg=default, ...`` of a registered method (required ones bare), or why it cannot be listed."""
+    """``arg=default, ...`` of a registered method (required ones bare), or why it cannot be listed. Read from
+    the method's torch-free ``Config`` (a plugin without one: from its class)."""
     from dataclasses import MISSING
 
     from bench import registry
+    from bench.animator import config_arguments
 
     try:
-        cls = registry.method_class(name)
+        config_cls = registry.method_config(name)
+        arguments = config_arguments(config_cls) if config_cls else registry.method_class(name).arguments()
     except BenchError as exc:
         return f"(not importable here: {exc.message})"
-    items = [n if d is MISSING else f"{n}={d!r}" for n, d in cls.arguments()]
+    items = [n if d is MISSING else f"{n}={d!r}" for n, d in arguments]
     return ", ".join(items) or "none"
 
 
@@ -345,7 +348,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        description="List every registered method (with what it needs to run), metric (default set "
                                    "marked), preset (TOML files in bench/presets) and dataset. Nothing heavy is "
                                    "imported, so this answers instantly on any machine; `ls --methods` also lists "
-                                   "each method's arguments with their defaults (this imports the methods).")
+                                   "each method's arguments with their defaults (from their argument dataclasses, "
+                                   "still without torch).")
     for what in ("methods", "metrics", "presets", "datasets"):
         p.add_argument(f"--{what}", action="store_true", help=f"only {what}")
     p.set_defaults(func=cmd_ls)

@@ -3,6 +3,8 @@
 Targets are ``"module:attr"`` strings, so listing (``python -m bench ls``) imports no torch. Unknown
 names answer with the closest names; a missing optional dependency answers with what to install.
 Extra methods can be registered without editing this file: ``BENCH_PLUGINS="name=module:Class,..."``.
+Each registered method also names its arguments' ``Config`` dataclass in a module that imports no torch, so
+``bench run`` checks every method argument (and ``bench ls --methods`` lists them) in a fraction of a second.
 """
 from __future__ import annotations
 
@@ -23,38 +25,43 @@ class Entry:
     target: str
     summary: str
     needs: str = "nothing"  # what it needs to run: "nothing", "weights", "official checkout + weights"
+    config: str = ""  # "module:Class" of the method's Config, importable without torch ("": plugins; instantiated)
 
 
 METHODS: dict[str, Entry] = {
     "everanimate": Entry("everanimate.animator:EverAnimate",
                          "EverAnimate: persistent latent propagation + restorative flow matching (LoRA on Wan2.2-Animate)",
-                         "weights (lab: shipped small models)"),
+                         "weights (lab: shipped small models)", "everanimate.arguments:EverAnimateConfig"),
     "wan_animate": Entry("baselines.wan_animate:WanAnimate",
                          "Wan2.2-Animate long-video loop: decoded frames re-encoded into the next segment",
-                         "weights (lab: shipped small models)"),
+                         "weights (lab: shipped small models)", "baselines.arguments:WanAnimateConfig"),
     "vae_roundtrip": Entry("baselines.vae_roundtrip:VAERoundTrip",
                            "ground truth through the VAE, carry-over decoded and re-encoded per chunk; ground truth "
                            "re-enters every chunk, so a lower bound on VAE loss (not the paper's Finding 1)",
-                           "VAE weights (lab: shipped small VAE)"),
+                           "VAE weights (lab: shipped small VAE)", "baselines.arguments:VAERoundTripConfig"),
     "oracle_pixel_carry": Entry("baselines.carry_oracles:OraclePixelCarry",
                                 "oracle (Finding 1): person from GT, room carried as decoded pixels re-encoded per chunk",
-                                "VAE weights (lab: shipped small VAE)"),
+                                "VAE weights (lab: shipped small VAE)", "baselines.arguments:CarryOracleConfig"),
     "oracle_latent_carry": Entry("baselines.carry_oracles:OracleLatentCarry",
                                  "oracle (Finding 1): person from GT, room carried as a latent encoded once (PLP)",
-                                 "VAE weights (lab: shipped small VAE)"),
+                                 "VAE weights (lab: shipped small VAE)", "baselines.arguments:CarryOracleConfig"),
     "unianimate_dit": Entry("baselines.unianimate_dit:UniAnimateDiT", "UniAnimate-DiT via its official code",
-                            "official checkout + weights"),
+                            "official checkout + weights", "baselines.unianimate_dit:UniAnimateDiTConfig"),
     "one_to_all": Entry("baselines.one_to_all:OneToAll", "One-to-All Animation via its official code",
-                        "official checkout + weights"),
+                        "official checkout + weights", "baselines.one_to_all:OneToAllConfig"),
     "scail": Entry("baselines.scail:SCAIL", "SCAIL (Preview) via its official code, extended chunk by chunk",
-                   "official checkout + weights"),
+                   "official checkout + weights", "baselines.scail:SCAILConfig"),
     "steadydancer": Entry("baselines.steadydancer:SteadyDancer",
-                          "SteadyDancer via its official code, extended chunk by chunk", "official checkout + weights"),
-    "ground_truth": Entry("baselines.ground_truth:GroundTruth", "the ground-truth frames (upper bound, metric sanity)"),
+                          "SteadyDancer via its official code, extended chunk by chunk", "official checkout + weights",
+                          "baselines.steadydancer:SteadyDancerConfig"),
+    "ground_truth": Entry("baselines.ground_truth:GroundTruth", "the ground-truth frames (upper bound, metric sanity)",
+                          config="bench.animator:NoArguments"),
     "static_reference": Entry("baselines.static_reference:StaticReference",
-                              "the reference image repeated (what 'no motion' scores)"),
+                              "the reference image repeated (what 'no motion' scores)",
+                              config="bench.animator:NoArguments"),
     "precomputed": Entry("baselines.precomputed:Precomputed",
-                         "videos generated elsewhere, one file per sample id (--method-arg precomputed.folder=DIR)"),
+                         "videos generated elsewhere, one file per sample id (--method-arg precomputed.folder=DIR)",
+                         config="baselines.precomputed:PrecomputedConfig"),
 }
 
 # pip package that provides each importable top-level module a target may need
@@ -136,6 +143,18 @@ def method_class(name: str):
     if base not in table:
         raise unknown("method", base, table)
     return import_target(table[base].target, f"method {name!r}")
+
+
+def method_config(name: str) -> type | None:
+    """The ``Config`` dataclass of a registered method, imported without the method's module (no torch);
+    None for a plugin, which is checked by instantiating it."""
+    table = methods()
+    base = method_base(name)
+    if base not in table:
+        raise unknown("method", base, table)
+    if not table[base].config:
+        return None
+    return import_target(table[base].config, f"the arguments of method {name!r}")
 
 
 def metric_class(name: str):

@@ -54,8 +54,9 @@ def shard_from_env() -> tuple[int, int]:
 def check_run(config: RunConfig) -> list[tuple[str, int, int]]:
     """Check every argument of a run before anything starts (no rendering, no worker, no generation):
     the results folder, dataset, size, sample ids, fps and durations against each sample's length, the
-    metric names and weights, the method names and every method argument. The cheap checks come first, so
-    a dataset / size / samples / durations mistake is answered in well under a second. Returns the
+    metric names and weights, the method names and every method argument (through each method's torch-free
+    ``Config``). The cheap checks come first, so a dataset / size / samples / durations / method-argument
+    mistake is answered in well under a second, with no torch imported. Returns the
     ``(id, frames, fps)`` of the samples the run uses."""
     from bench.datasets import describe_dataset
     from bench.metrics import METRICS
@@ -89,8 +90,8 @@ def check_run(config: RunConfig) -> list[tuple[str, int, int]]:
     for name in config.metrics:
         if name not in METRICS:
             raise unknown("metric", name, METRICS)
-    for name in config.methods:  # imports the method's module (torch for the Wan-based ones)
-        instantiate(name, config)
+    for name in config.methods:
+        check_method_arguments(name, config)
     plan_metrics(config.metrics, quiet=True)  # explicit metrics: their weights must be present (imports them)
     return samples
 
@@ -125,6 +126,19 @@ def reference_count(protocol: str, max_references: int, sample: Sample) -> int:
     if protocol == "single":
         return 1
     return max(1, min(len(sample.references()), max_references))
+
+
+def check_method_arguments(name: str, config: RunConfig) -> None:
+    """Every argument of method ``name`` checked through its ``Config`` alone, which imports no torch; a
+    plugin that names no config is instantiated instead."""
+    from bench.animator import make_config
+    from bench.registry import method_config
+
+    config_cls = method_config(name)
+    if config_cls is None:
+        instantiate(name, config)
+    else:
+        make_config(name, config_cls, config.args_for(name))
 
 
 def instantiate(name: str, config: RunConfig) -> Animator:

@@ -28,10 +28,10 @@ import torch
 from bench.animator import AnimationRequest, Animator, Capabilities, ChunkInput, check_frames
 from bench.errors import ConfigError, DataError, MethodError, WeightsError
 
+from everanimate.arguments import EverAnimateConfig
 from everanimate.config import SamplerConfig
 
-SAMPLER_FIELDS = {f.name for f in fields(SamplerConfig)}
-OWN_FIELDS = {"components", "model_dir", "lora", "lora_scale", "tiny_seed", "dtype"}
+LAB_LORA = "lab:everanimate/stage2/lora.safetensors"
 
 
 def sampler_sigmas(config: SamplerConfig) -> list[float]:
@@ -54,41 +54,25 @@ class EverAnimate(Animator):
     description = "EverAnimate: persistent latent propagation (K identity + 1 motion latent slot) and a " \
                   "restorative-flow-matching LoRA on Wan2.2-Animate"
 
-    Config = None  # validates its own keyword arguments (explicit signature)
+    Config = EverAnimateConfig  # the sampler settings and the components (torch-free: checked before any load)
 
-    @classmethod
-    def arguments(cls) -> list[tuple[str, Any]]:
-        """The component arguments, then every sampler setting (``SamplerConfig``) with its default."""
-        from bench.animator import config_arguments
-
-        return super().arguments() + config_arguments(SamplerConfig)
-
-    def __init__(self, components: str = "tiny-random", model_dir: str | None = None, lora: str | None = None,
-                 lora_scale: float = 1.0, tiny_seed: int = 0, dtype: str | None = None, **sampler_args: Any):
-        unknown = sorted(set(sampler_args) - SAMPLER_FIELDS)
-        if unknown:
-            raise ConfigError(f"everanimate: unknown arguments {unknown}",
-                              fix=f"known: {sorted(OWN_FIELDS | SAMPLER_FIELDS)}")
-        if components not in ("tiny-random", "lab"):
-            raise ConfigError(f"everanimate: components={components!r}",
-                              fix="use 'tiny-random', 'lab' or model_dir=DIR")
+    def __init__(self, **args: Any):
+        super().__init__(**args)
+        cfg = self.config
         from bench.lab.shipped import resolve_lab_path
 
         # identity keeps the portable names ("lab", "lab:<file>"); the resolved paths are only used to load
-        self.lab = model_dir is None and components == "lab"
-        dtype = dtype or ("bfloat16" if model_dir and not self.lab else "float32")
-        if dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"everanimate: dtype={dtype!r}", fix="use 'float32' or 'bfloat16'")
-        self.config = SamplerConfig(**sampler_args)
-        if self.lab:
-            lora = lora or "lab:everanimate/stage2/lora.safetensors"
-        super().__init__(components=components if model_dir is None or self.lab else "folder", model_dir=model_dir,
-                         lora=lora, lora_scale=float(lora_scale), tiny_seed=int(tiny_seed), dtype=dtype,
-                         **asdict(self.config))
-        if self.lab:
-            model_dir = str(lab_paths()[0])
-        self.model_dir, self.lora, self.lora_scale, self.tiny_seed, self.dtype = \
-            model_dir, resolve_lab_path(lora), float(lora_scale), int(tiny_seed), dtype
+        self.lab = cfg.model_dir is None and cfg.components == "lab"
+        dtype = cfg.dtype or ("bfloat16" if cfg.model_dir and not self.lab else "float32")
+        lora = cfg.lora or (LAB_LORA if self.lab else None)
+        sampler = {f.name: getattr(cfg, f.name) for f in fields(SamplerConfig)}
+        self.identity_args = dict(sorted({
+            **sampler, "components": cfg.components if cfg.model_dir is None else "folder",
+            "model_dir": cfg.model_dir, "lora": lora, "lora_scale": float(cfg.lora_scale),
+            "tiny_seed": int(cfg.tiny_seed), "dtype": dtype}.items()))
+        self.model_dir = str(lab_paths()[0]) if self.lab else cfg.model_dir
+        self.lora, self.lora_scale, self.tiny_seed, self.dtype = \
+            resolve_lab_path(lora), float(cfg.lora_scale), int(cfg.tiny_seed), dtype
         self.components = None
         self.sampler = None
         self.lora_info: dict | None = None

@@ -16,7 +16,7 @@ from typing import Any
 from bench.errors import ConfigError
 
 from bench.models.lora import LoRAConfig
-from bench.models.wan import DEFAULT_PROMPT
+from bench.models import DEFAULT_PROMPT
 
 
 @dataclass(frozen=True)

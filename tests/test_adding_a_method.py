@@ -10,7 +10,7 @@ from bench import registry
 from bench.config import build_config
 from bench.errors import ConfigError
 from bench.records import read_scores
-from bench.runner import instantiate, run_grid
+from bench.runner import check_method_arguments, instantiate, run_grid
 from tests.helpers import write_dataset
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "adding_a_method.md"
@@ -23,7 +23,8 @@ def documented(monkeypatch):
     monkeypatch.setitem(sys.modules, "mypackage", types.ModuleType("mypackage"))
     monkeypatch.setitem(sys.modules, "mypackage.my_method", module)
     exec(compile(block, str(DOC), "exec"), module.__dict__)
-    monkeypatch.setitem(registry.METHODS, "my_method", registry.Entry("mypackage.my_method:MyMethod", "doc example"))
+    monkeypatch.setitem(registry.METHODS, "my_method", registry.Entry("mypackage.my_method:MyMethod", "doc example",
+                                                                      config="mypackage.my_method:MyMethodConfig"))
     monkeypatch.setitem(registry.METHODS, "my_whole_video_method",
                         registry.Entry("mypackage.my_method:MyWholeVideoMethod", "doc example"))
     return module
@@ -55,8 +56,11 @@ def test_the_documented_methods_run_score_and_resume(documented, tmp_path):
 def test_the_documented_arguments_are_checked_and_listed(documented, tmp_path, capsys):
     from bench.cli import method_arguments
 
+    bad = build_config("lab", methods=["my_method"], method_args={"my_method": {"nosuch": 1}})
     with pytest.raises(ConfigError, match="unknown arguments") as err:
-        instantiate("my_method", build_config("lab", methods=["my_method"], method_args={"my_method": {"nosuch": 1}}))
+        instantiate("my_method", bad)
     assert "strength=0.5" in err.value.fix
+    with pytest.raises(ConfigError, match="my_method: unknown arguments"):
+        check_method_arguments("my_method", bad)  # through the registered Config, the class never built
     assert method_arguments("my_method") == "strength=0.5, chunk_frames=77"
     assert method_arguments("my_whole_video_method") == "none"

@@ -67,6 +67,50 @@ def test_durations_past_the_lab_data_are_an_error_naming_its_length(tmp_path):
     assert {n for _, n, _ in check_run(padded)} == {2250}  # accepted: the poses are padded, not rendered
 
 
+CHECK_WITHOUT_TORCH = """
+import sys
+from bench.cli import main
+from bench.config import build_config
+from bench.registry import METHODS
+from bench.runner import check_run
+
+results = sys.argv[1]
+for method in METHODS:  # an unknown argument of every registered method: exit 2 naming it
+    assert main(["run", "--methods", method, "--method-arg", method + ".nosuch=1", "--no-progress",
+                 "--results", results]) == 2, method
+assert main(["run", "--methods", "wan_animate", "--method-arg", "wan_animate.refert_num=3", "--no-progress",
+             "--results", results]) == 2  # a bad value, refused by the config's own checks
+valid = {"precomputed": {"folder": results}, "everanimate": {"components": "lab", "steps": 4},
+         "scail": {"size": [480, 832], "checkout": results}}
+config = build_config("lab", methods=list(METHODS), durations=[1], metrics=["psnr"], results=results,
+                      method_args=valid)
+check_run(config)  # every argument of every method accepted
+print("HEAVY", sorted(m for m in ("torch", "diffusers") if m in sys.modules))
+"""
+
+
+def test_method_arguments_are_checked_without_importing_torch(tmp_path):
+    """`--method-arg everanimate.nosuch=1` took 3 s: the argument was checked by importing the method (torch).
+    Every registered method's arguments are checked through its torch-free Config."""
+    out = subprocess.run([sys.executable, "-c", CHECK_WITHOUT_TORCH, str(tmp_path)], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    assert "everanimate: unknown arguments ['nosuch']" in out.stderr and "everanimate takes: " in out.stderr
+    assert "wan_animate: refert_num must be 1 or 5, got 3" in out.stderr
+    assert "steadydancer takes: checkout=None" in out.stderr  # runtime paths are arguments too
+
+
+def test_every_registered_config_is_the_one_its_method_uses():
+    from bench.animator import NoArguments
+    from bench.registry import METHODS, import_target, method_class
+
+    for name, entry in METHODS.items():
+        assert entry.config, f"{name} names no torch-free Config"
+        assert method_class(name).Config is import_target(entry.config, name), name
+    assert method_class("ground_truth").Config is NoArguments
+
+
 def test_a_run_whose_cells_all_failed_prints_the_failures_not_a_table(tmp_path, data, capsys, monkeypatch):
     monkeypatch.setenv("BENCH_PLUGINS", PLUGINS)
     code = main(["run", "--methods", "crashes", "--durations", "1", "--dataset", str(data), "--no-progress",

@@ -1,9 +1,11 @@
 """``VAEMethod``: the base of methods that run only a Wan VAE, no generator (``vae_roundtrip`` and the carry
-oracles). Their config dataclass has ``model_dir`` (a components folder; only ``vae/`` is read),
-``components`` (``"lab"``: the shipped lab VAE; ``"tiny-random"``: an untrained tiny VAE for smoke tests) and
-``components_seed``; this class checks those, fingerprints, verifies and loads the VAE into ``self.vae``."""
+oracles). Their config dataclass extends ``VAEComponentsConfig`` (torch-free): ``model_dir`` (a components
+folder; only ``vae/`` is read), ``components`` (``"lab"``: the shipped lab VAE; ``"tiny-random"``: an
+untrained tiny VAE for smoke tests) and ``components_seed``; this class fingerprints, verifies and loads the
+VAE into ``self.vae``."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +13,27 @@ from bench.animator import Animator
 from bench.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class VAEComponentsConfig:
+    """Which VAE: exactly one of ``model_dir`` and ``components``."""
+
+    model_dir: str | None = None  # a Wan-Animate (or lab) components folder; only vae/ is read
+    components: str | None = None  # "lab": the lab VAE; "tiny-random": an untrained tiny VAE (smoke tests)
+    components_seed: int = 0
+
+    def __post_init__(self):
+        if (self.model_dir is None) == (self.components is None):
+            raise ConfigError("give exactly one of model_dir and components",
+                              fix="pass components='lab' (the lab VAE), model_dir=FOLDER (only vae/ is read) "
+                                  "or components='tiny-random'")
+        if self.components not in (None, "tiny-random", "lab"):
+            raise ConfigError(f"unknown components {self.components!r}",
+                              fix="use components='lab' or 'tiny-random', or model_dir=FOLDER")
+
+
 class VAEMethod(Animator):
     def __init__(self, **identity_args: Any):
         super().__init__(**identity_args)
-        cfg = self.config
-        if (cfg.model_dir is None) == (cfg.components is None):
-            raise ConfigError(f"{self.name}: give exactly one of model_dir and components",
-                              fix="pass components='lab' (the lab VAE), model_dir=FOLDER (only vae/ is used) "
-                                  "or components='tiny-random'")
-        if cfg.components not in (None, "tiny-random", "lab"):
-            raise ConfigError(f"{self.name}: unknown components {cfg.components!r}",
-                              fix="use components='lab' or 'tiny-random', or model_dir=FOLDER")
         self.vae = None
 
     def _folder(self):

@@ -53,9 +53,8 @@ import numpy as np
 import torch
 
 from bench.errors import ConfigError, WeightsError
+from bench.models import DEFAULT_PROMPT, WAN_ANIMATE_REPO
 
-DEFAULT_PROMPT = "视频中的人在做动作"  # Wan-Animate's default prompt: "the person in the video is moving"
-WAN_ANIMATE_REPO = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
 FINGERPRINT_CACHE = ".bench_fingerprint.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".json", ".model", ".txt")
 DOWNLOAD_FIX = (f"download it on a machine with internet (huggingface-cli download {WAN_ANIMATE_REPO} --local-dir DIR), "
