@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace):
         workers=getattr(args, "workers", None))
 
 
-def print_leaderboard(config, records: list[dict]) -> None:
+def print_leaderboard(config, records: list) -> None:
     """Write the experiment's tables and drift plots and print its leaderboard."""
     from bench.tables import write_tables
 
@@ -87,7 +87,7 @@ def finish_run(config, outcome) -> int:
     """After a run (one process, or the merged workers): the leaderboard of *this* run's scores, or, when
     no cell was scored, only the failures (never an older run's table). A rank of a torchrun / accelerate
     run prints how to merge; a ``--workers`` worker prints nothing (its parent reports the whole run)."""
-    from bench.records import read_lines
+    from bench.records import read_records
     from bench.runner import shard_from_env
 
     rank, world = shard_from_env()
@@ -99,7 +99,7 @@ def finish_run(config, outcome) -> int:
     elif outcome.scored_cells == 0:
         print("\nno scores: every cell failed (see below); no table written", file=sys.stderr)
     else:
-        print_leaderboard(config, read_lines(outcome.scores_file))
+        print_leaderboard(config, read_records(outcome.scores_file))
     if outcome.failures:
         print(f"\n{len(outcome.failures)} cell(s) FAILED:", file=sys.stderr)
         for method, sample, message in outcome.failures:

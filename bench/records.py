@@ -10,7 +10,8 @@
 
 Every record also carries the dataset, size and fps it was scored on, so records of different runs can
 never be read as one table without notice (``check_one_run``). ``build_record`` is the one place a
-score line is made; ``read_scores`` / ``write_scores`` the one place they are read and written.
+score line is made; ``read_records`` / ``write_scores`` the one place they are read and written (tables,
+report, regress and the shard merge all read typed records through ``read_records``).
 """
 from __future__ import annotations
 
@@ -81,10 +82,24 @@ class ScoreRecord:
 
     @classmethod
     def from_json(cls, obj: dict) -> "ScoreRecord":
-        known = {f.name for f in fields(cls)}
+        """A record from its JSON line; keys this schema does not know are ignored, a line that is not a score
+        record (not an object, a key missing, a value of the wrong kind) is a ``DataError`` saying which."""
+        if not isinstance(obj, dict):
+            raise DataError(f"a score record is a JSON object, not {type(obj).__name__}",
+                            fix="re-run `python -m bench run` to rewrite it")
         missing = {"experiment", "method", "sample", "metric", "duration_s"} - set(obj)
         if missing:
             raise DataError(f"score record lacks {sorted(missing)}", fix="re-run `python -m bench run` to rewrite it")
+        for name in ("experiment", "method", "sample", "metric"):
+            if not isinstance(obj[name], str):
+                raise DataError(f"score record field {name!r} is {obj[name]!r}, not a string",
+                                fix="re-run `python -m bench run` to rewrite it")
+        for name in ("duration_s", "value"):
+            v = obj.get(name)
+            if (v is not None or name == "duration_s") and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise DataError(f"score record field {name!r} is {v!r}, not a number",
+                                fix="re-run `python -m bench run` to rewrite it")
+        known = {f.name for f in fields(cls)}
         base = {"n_frames": 0, "value": None, "dataset": None, "size": None, "fps": None, "seed": 0, "protocol": "",
                 "provenance": {}}
         return cls(**{**base, **{k: v for k, v in obj.items() if k in known}})
@@ -156,29 +171,36 @@ def sort_key(r: dict) -> tuple:
     return r["method"], r["sample"], r["duration_s"], r["metric"]
 
 
-def write_scores(path: Path, records: Iterable[ScoreRecord | dict]) -> Path:
+def write_scores(path: Path, records: Iterable[ScoreRecord]) -> Path:
     """Score lines sorted by (method, sample, duration, metric), one JSON object per line, written atomically."""
     from bench.store import atomic_write_bytes
 
-    rows = sorted((r.to_json() if isinstance(r, ScoreRecord) else r for r in records), key=sort_key)
+    rows = sorted((r.to_json() for r in records), key=sort_key)
     atomic_write_bytes(Path(path), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
     return Path(path)
 
 
-def read_lines(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[ScoreRecord]:
+    """The one reader of score files (``scores.jsonl`` and its shards): one ``ScoreRecord`` per non-empty
+    line. A line that is not JSON, or not a score record, is a ``DataError`` naming the file and line."""
+    path = Path(path)
     out = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            out.append(ScoreRecord.from_json(json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise BenchError(f"{path}:{n} is not valid JSON (column {exc.colno}: {exc.msg})",
-                             fix="delete the file and re-run `bench run`") from None
+            raise DataError(f"{path}:{n} is not valid JSON (column {exc.colno}: {exc.msg})",
+                            fix="delete the file and re-run `bench run`") from None
+        except DataError as exc:
+            raise DataError(f"{path}:{n}: {exc.message}", fix=exc.fix) from None
+        except TypeError as exc:
+            raise DataError(f"{path}:{n} is not a score record ({exc})", fix="re-run `python -m bench run` to rewrite it") from None
     return out
 
 
-def read_scores(folder: Path) -> list[dict]:
+def read_scores(folder: Path) -> list[ScoreRecord]:
     """The records of one experiment (its ``scores.jsonl``). Shards of a sharded run that were not merged
     yet are an error that says how to merge them (``bench table`` does), never silently mixed in."""
     folder = Path(folder)
@@ -190,16 +212,16 @@ def read_scores(folder: Path) -> list[dict]:
                              fix=f"merge them: python -m bench table --experiment {folder.name} --results "
                                  f"{folder.parent.parent}")
         raise BenchError(f"no scores in {folder}", fix="run `python -m bench run ...` first (or pass --experiment)")
-    records = read_lines(path)
+    records = read_records(path)
     check_one_run(records)
     return records
 
 
-def run_facts(r: dict) -> tuple:
-    return r.get("dataset"), r.get("size"), r.get("fps")
+def run_facts(r: ScoreRecord) -> tuple:
+    return r.dataset, r.size, r.fps
 
 
-def check_one_run(records: Sequence[dict]) -> None:
+def check_one_run(records: Sequence[ScoreRecord]) -> None:
     """Records of one table must come from one dataset, size and fps: a lab-64 and a lab-480p run are
     different experiments. (Records written before these facts were recorded carry None: not compared.)"""
     facts = sorted({run_facts(r) for r in records if all(x is not None for x in run_facts(r))}, key=str)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bench.errors import ConfigError, DataError
+from bench.records import ALL_SAMPLES, ScoreRecord
 
 GOLDEN_SCHEMA = "bench.golden/1"
 GOLDEN_DIR = Path("results") / "golden"
@@ -111,15 +112,15 @@ def method_args(spec: RegressionSpec) -> dict[str, dict]:
     return {m: config.args_for(m) for m in spec.methods}
 
 
-def cells_from_records(records: list[dict], metrics: Sequence[str]) -> tuple[dict[CellKey, dict], list[str]]:
+def cells_from_records(records: Sequence[ScoreRecord], metrics: Sequence[str]) -> tuple[dict[CellKey, dict], list[str]]:
     """Per-sample score lines -> one cell per (metric, method, duration): the mean over samples."""
     values: dict[CellKey, list] = {}
     samples = set()
     for r in records:
-        if r.get("sample") in (None, "*") or r["metric"] not in metrics:
+        if r.sample == ALL_SAMPLES or r.metric not in metrics:
             continue
-        samples.add(r["sample"])
-        values.setdefault((r["metric"], r["method"], float(r["duration_s"])), []).append(r.get("value"))
+        samples.add(r.sample)
+        values.setdefault((r.metric, r.method, float(r.duration_s)), []).append(r.value)
     cells = {}
     for key, vals in values.items():
         finite = [float(v) for v in vals if v is not None]
@@ -129,14 +130,15 @@ def cells_from_records(records: list[dict], metrics: Sequence[str]) -> tuple[dic
 
 
 def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> FreshRun:
-    """Run the spec from nothing in ``work`` (render, generate, score) and collect its cells."""
+    """Run the spec from nothing in ``work`` (render, generate, score) and collect its cells from the scores
+    file the run wrote (read back through ``read_records``, as ``bench table`` reads it)."""
     out = out or sys.stdout
     import torch
 
     from bench.config import build_config
     from bench.metrics.base import PROTOCOL_VERSION
     from bench.provenance import git_state, package_versions
-    from bench.records import ExperimentManifest
+    from bench.records import ExperimentManifest, read_records
     from bench.runner import run_grid
 
     config = build_config(preset=spec.preset, methods=list(spec.methods), baselines=[], durations=list(spec.durations),
@@ -148,16 +150,16 @@ def run_fresh(spec: RegressionSpec, work: Path, out: TextIO | None = None) -> Fr
         outcome = run_grid(config, out=out)
     finally:
         torch.set_num_threads(threads)
-    records = [r.to_json() for r in outcome.records]
+    records = read_records(outcome.scores_file)
     cells, samples = cells_from_records(records, spec.metrics)
     run = ExperimentManifest.read(outcome.scores_file.parent) if outcome.scores_file else None
     weights = {}
     untrained = set()
     for r in records:
-        if r.get("method_weights"):
-            weights.setdefault(r["method"], r["method_weights"])
-        if r.get("untrained"):
-            untrained.add(r["method"])
+        if r.method_weights:
+            weights.setdefault(r.method, r.method_weights)
+        if r.untrained:
+            untrained.add(r.method)
     provenance = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__, "torch_threads": THREADS, "protocol": PROTOCOL_VERSION,

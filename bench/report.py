@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError, DataError
-from bench.records import ExperimentManifest
+from bench.records import ALL_SAMPLES, ExperimentManifest, ScoreRecord
 from bench.store import Rollout
 from bench.tables import (
     COLUMNS,
@@ -135,17 +135,17 @@ class StoredRollout:
         return out
 
 
-def find_rollouts(records: list[dict], results: Path) -> dict[tuple[str, str], StoredRollout]:
+def find_rollouts(records: list[ScoreRecord], results: Path) -> dict[tuple[str, str], StoredRollout]:
     """(method, sample) -> its stored rollout, from the ``rollout_key`` of the score lines."""
     import json
 
     best: dict[tuple[str, str], tuple[int, str]] = {}
     for r in records:
-        key = r.get("rollout_key")
-        if not key or r.get("sample") in (None, "*"):
+        key = r.rollout_key
+        if not key or r.sample == ALL_SAMPLES:
             continue
-        frames = int((r.get("prefix_of") or {}).get("rollout_frames") or r.get("n_frames") or 0)
-        cell = (r["method"], r["sample"])
+        frames = int((r.prefix_of or {}).get("rollout_frames") or r.n_frames or 0)
+        cell = (r.method, r.sample)
         if cell not in best or frames > best[cell][0]:
             best[cell] = (frames, key)
     out = {}
@@ -162,8 +162,7 @@ def find_rollouts(records: list[dict], results: Path) -> dict[tuple[str, str], S
             pass
         complete = status.get("status") == "complete" and status.get("key") == key
         n = int(status.get("n_frames") or payload.get("frames") or frames)
-        fps = payload.get("fps") or next((r.get("fps") for r in records if r.get("method") == method and r.get("fps")),
-                                         None)
+        fps = payload.get("fps") or next((r.fps for r in records if r.method == method and r.fps), None)
         if fps is None:
             continue  # neither the rollout nor its scores say its frame rate: no strip rather than a guessed one
         out[(method, sample)] = StoredRollout(method, sample, key, folder, n, int(fps), payload.get("sample"),
@@ -223,7 +222,7 @@ def board_html(board: Leaderboard) -> str:
     return "\n".join(rows)
 
 
-def drift_html(records: list[dict]) -> str:
+def drift_html(records: list[ScoreRecord]) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         order = [c.metric for c in COLUMNS]
         paths = sorted(plot_drift(records, Path(tmp)), key=lambda p: (
@@ -245,7 +244,7 @@ def frame_index(t: float, fps: int, n_frames: int) -> int | None:
     return i if 0 <= i < n_frames else None
 
 
-def strips_html(records: list[dict], board: Leaderboard, results: Path, times: Sequence[float], max_samples: int,
+def strips_html(records: list[ScoreRecord], board: Leaderboard, results: Path, times: Sequence[float], max_samples: int,
                 gt: GroundTruth) -> str:
     rollouts = find_rollouts(records, results)
     samples = sorted({s for (_, s) in rollouts})
@@ -310,18 +309,17 @@ def strips_html(records: list[dict], board: Leaderboard, results: Path, times: S
     return "\n".join(parts)
 
 
-def provenance_html(records: list[dict]) -> str:
-    protocols = sorted({str(r["protocol"]) for r in records if r.get("protocol")})
+def provenance_html(records: list[ScoreRecord]) -> str:
+    protocols = sorted({str(r.protocol) for r in records if r.protocol})
     commits = sorted({(g.get("commit") or "unknown", bool(g.get("dirty")))
-                      for r in records if (g := (r.get("provenance") or {}).get("git"))})
-    torch_versions = sorted({str(v) for r in records
-                             if (v := ((r.get("provenance") or {}).get("packages") or {}).get("torch"))})
-    devices = sorted({str(d) for r in records if (d := (r.get("provenance") or {}).get("device"))})
-    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
+                      for r in records if (g := (r.provenance or {}).get("git"))})
+    torch_versions = sorted({str(v) for r in records if (v := ((r.provenance or {}).get("packages") or {}).get("torch"))})
+    devices = sorted({str(d) for r in records if (d := (r.provenance or {}).get("device"))})
+    seeds = sorted({r.seed for r in records if r.seed is not None})
     weights: dict[str, set] = defaultdict(set)
     for r in records:
-        for name, fingerprint in (r.get("method_weights") or {}).items():
-            weights[r["method"]].add(f"{name}={str(fingerprint)[:12]}")
+        for name, fingerprint in (r.method_weights or {}).items():
+            weights[r.method].add(f"{name}={str(fingerprint)[:12]}")
     items = [f"protocol: {', '.join(protocols) or 'unknown'}",
              f"report generated: {_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
              "git: " + (", ".join(f"<code>{html.escape(c[:12])}</code>{' (dirty)' if d else ''}" for c, d in commits)
@@ -356,8 +354,8 @@ def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAUL
     board = leaderboard(records, layout)
     untrained = untrained_methods(records)
     run = ExperimentManifest.read(folder)  # the dataset and size the rollouts were generated from
-    dataset = run.dataset if run else next((r["dataset"] for r in records if r.get("dataset")), "lab-test")
-    size = run.size if run else next((r["size"] for r in records if r.get("size")), "lab-64")
+    dataset = run.dataset if run else next((r.dataset for r in records if r.dataset), "lab-test")
+    size = run.size if run else next((r.size for r in records if r.size), "lab-64")
     gt = GroundTruth(dataset, size, results / "cache")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
     body = [f"<h1>Benchmark report: {html.escape(experiment)}</h1>",

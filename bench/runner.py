@@ -20,7 +20,7 @@ from bench.config import RunConfig, duration_frames
 from bench.errors import BenchError, ConfigError, DataError, MethodError
 from bench.metrics.base import PROTOCOL_VERSION
 from bench.provenance import provenance
-from bench.records import (ALL_SAMPLES, SCORES_FILE, ExperimentManifest, ScoreRecord, build_record, read_lines,
+from bench.records import (ALL_SAMPLES, SCORES_FILE, ExperimentManifest, ScoreRecord, build_record, read_records,
                            shard_name, shard_pattern, write_scores)
 from bench.sample import FileSample, Sample
 from bench.scoring import MetricPlan, plan_metrics, pooled_records, score_rollout
@@ -379,14 +379,12 @@ class GridRunner:
 
 
 def merge_pooled(manifest: ExperimentManifest, states: dict[str, dict[str, list[Path]]],
-                 records: list, prov: dict, weights: dict[str, list]) -> list[ScoreRecord]:
+                 records: list[ScoreRecord], prov: dict, weights: dict[str, list]) -> list[ScoreRecord]:
     """Cell records of the pooled metrics (FID, V-MAE FD) from the per-rollout states of a whole run:
     the one place they are computed, for one process and for merged shards alike."""
     out = []
     for record in pooled_records(states, manifest.durations, manifest.fps, weights):
-        counts = [r.n_references if isinstance(r, ScoreRecord) else r.get("n_references") for r in records
-                  if (r.method if isinstance(r, ScoreRecord) else r["method"]) == record["method"]
-                  and (r.sample if isinstance(r, ScoreRecord) else r["sample"]) != ALL_SAMPLES]
+        counts = [r.n_references for r in records if r.method == record["method"] and r.sample != ALL_SAMPLES]
         out.append(build_record(manifest, protocol=PROTOCOL_VERSION, provenance=prov,
                                 n_references=cell_references(c for c in counts if c is not None), **record))
     return out
@@ -416,7 +414,7 @@ def merge_shards(folder: Path) -> RunOutcome:
     manifest = ExperimentManifest.read(folder)
     if manifest is None:
         raise BenchError(f"{folder} has no experiment.json", fix="re-run the same `python -m bench run` command")
-    records = [r for p in expected for r in read_lines(p)]
+    records = [r for p in expected for r in read_records(p)]
     states: dict[str, dict[str, list[Path]]] = {}
     weights: dict[str, list] = {}
     outcome = RunOutcome()
@@ -430,8 +428,8 @@ def merge_shards(folder: Path) -> RunOutcome:
             for method, per in data.get("states", {}).items():
                 for metric, paths in per.items():
                     states.setdefault(method, {}).setdefault(metric, []).extend(Path(p) for p in paths)
-    prov = records[0]["provenance"] if records else provenance("cpu", PROTOCOL_VERSION)
-    records += [r.to_json() for r in merge_pooled(manifest, states, records, prov, weights)]
+    prov = records[0].provenance if records else provenance("cpu", PROTOCOL_VERSION)
+    records += merge_pooled(manifest, states, records, prov, weights)
     outcome.scores_file = write_scores(folder / SCORES_FILE, records)
     for p in [*expected, *(folder / shard_name("pooled", r, world) for r in range(world))]:
         p.unlink(missing_ok=True)

@@ -1,8 +1,9 @@
 """Leaderboards and drift curves from stored scores only (never from a model run).
 
-Presentation is data: ``COLUMNS`` holds display names, direction and format for every metric; rows are
-methods, column groups are durations, the best value per column is bold and a missing cell stays
-missing ("-", or the recorded reason such as "n/a (no weights)"), never 0.
+Input: typed ``ScoreRecord``s (``bench.records.read_scores`` / ``read_records``). Presentation is data:
+``COLUMNS`` holds display names, direction and format for every metric; rows are methods, column groups are
+durations, the best value per column is bold and a missing cell stays missing ("-", or the recorded reason
+such as "n/a (no weights)"), never 0.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Iterable
 
 from bench.errors import BenchError
 from bench.metrics import METRICS
-from bench.records import check_one_run, read_scores  # noqa: F401  (read_scores: the store's reader)
+from bench.records import ScoreRecord, check_one_run, read_scores  # noqa: F401  (read_scores: the store's reader)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ def display_name(method: str, untrained: frozenset = frozenset()) -> str:
     return f"{name} (untrained)" if method in untrained else name
 
 
-def untrained_methods(records: Iterable[dict]) -> frozenset:
+def untrained_methods(records: Iterable[ScoreRecord]) -> frozenset:
     """Methods whose rollouts used random-weight components (score lines flagged ``untrained``)."""
-    return frozenset(r["method"] for r in records if r.get("untrained"))
+    return frozenset(r.method for r in records if r.untrained)
 
 
 def column_for(metric: str, higher_is_better: bool | None = None) -> Column:
@@ -60,9 +61,9 @@ def column_for(metric: str, higher_is_better: bool | None = None) -> Column:
     return Column(metric, metric, bool(higher_is_better), 3)
 
 
-def directions(records: Iterable[dict]) -> dict[str, bool]:
+def directions(records: Iterable[ScoreRecord]) -> dict[str, bool]:
     """metric -> higher_is_better, as the records give it."""
-    return {r["metric"]: bool(r["higher_is_better"]) for r in records if r.get("higher_is_better") is not None}
+    return {r.metric: bool(r.higher_is_better) for r in records if r.higher_is_better is not None}
 
 
 @dataclass
@@ -73,22 +74,23 @@ class Cell:
     missing: str | None = None
 
 
-def aggregate(records: Iterable[dict]) -> tuple[dict[tuple[str, float, str], Cell], list[str], list[float], list[str]]:
+def aggregate(records: Iterable[ScoreRecord]) -> tuple[dict[tuple[str, float, str], Cell], list[str], list[float],
+                                                       list[str]]:
     """Mean (and std) over samples per (method, duration, metric)."""
     values: dict[tuple, list] = defaultdict(list)
     missing: dict[tuple, str] = {}
     methods, durations, metrics = [], set(), []
     for r in records:
-        key = (r["method"], r["duration_s"], r["metric"])
-        if r["method"] not in methods:
-            methods.append(r["method"])
-        if r["metric"] not in metrics:
-            metrics.append(r["metric"])
-        durations.add(r["duration_s"])
-        if r.get("missing"):
-            missing[key] = r["missing"]
-        elif r.get("value") is not None:
-            values[key].append(float(r["value"]))
+        key = (r.method, r.duration_s, r.metric)
+        if r.method not in methods:
+            methods.append(r.method)
+        if r.metric not in metrics:
+            metrics.append(r.metric)
+        durations.add(r.duration_s)
+        if r.missing:
+            missing[key] = r.missing
+        elif r.value is not None:
+            values[key].append(float(r.value))
     cells = {}
     for key in set(values) | set(missing):
         v = values.get(key, [])
@@ -192,7 +194,7 @@ class Leaderboard:
         return "\n".join(lines) + "\n"
 
 
-def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[str] | None = None) -> Leaderboard:
+def leaderboard(records: list[ScoreRecord], layout: str = "leaderboard", methods: list[str] | None = None) -> Leaderboard:
     check_one_run(records)
     cells, found_methods, durations, metrics = aggregate(records)
     if layout == "ablation":
@@ -202,20 +204,20 @@ def leaderboard(records: list[dict], layout: str = "leaderboard", methods: list[
     return Leaderboard(found_methods, durations, metrics, cells, untrained_methods(records), directions(records))
 
 
-def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+def drift_curves(records: list[ScoreRecord]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
     """metric -> method -> (window centre seconds, mean over samples) from the longest duration's windows."""
     longest: dict[tuple[str, str], float] = {}
     for r in records:
-        if r.get("windows") and r.get("value") is not None:
-            key = (r["method"], r["metric"])
-            longest[key] = max(longest.get(key, 0), r["duration_s"])
+        if r.windows and r.value is not None:
+            key = (r.method, r.metric)
+            longest[key] = max(longest.get(key, 0), r.duration_s)
     sums: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
     window_s: dict[tuple[str, str], float] = {}
     for r in records:
-        key = (r["method"], r["metric"])
-        if r.get("windows") and longest.get(key) == r["duration_s"]:
-            sums[key].append(r["windows"]["values"])
-            window_s[key] = r["windows"]["window_s"]
+        key = (r.method, r.metric)
+        if r.windows and longest.get(key) == r.duration_s:
+            sums[key].append(r.windows["values"])
+            window_s[key] = r.windows["window_s"]
     out: dict[str, dict] = defaultdict(dict)
     for (method, metric), rows in sums.items():
         n = max(len(row) for row in rows)
@@ -229,7 +231,7 @@ def drift_curves(records: list[dict]) -> dict[str, dict[str, tuple[list[float], 
     return out
 
 
-def plot_drift(records: list[dict], folder: Path) -> list[Path]:
+def plot_drift(records: list[ScoreRecord], folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,7 +261,7 @@ def plot_drift(records: list[dict], folder: Path) -> list[Path]:
     return paths
 
 
-def write_tables(records: list[dict], folder: Path, layout: str = "leaderboard",
+def write_tables(records: list[ScoreRecord], folder: Path, layout: str = "leaderboard",
                  methods: list[str] | None = None) -> tuple[Leaderboard, dict[str, Path]]:
     from bench.store import atomic_write_bytes
 

@@ -38,15 +38,15 @@ def test_the_documented_methods_run_score_and_resume(documented, tmp_path):
     outcome = run_grid(config)
     assert not outcome.failures, outcome.failures
     records = read_scores(outcome.scores_file.parent)
-    methods = {r["method"] for r in records}
+    methods = {r.method for r in records}
     assert methods == {"my_method", "my_whole_video_method", "ground_truth"}
-    values = {(r["method"], r["sample"], r["duration_s"]): r["value"] for r in records}
+    values = {(r.method, r.sample, r.duration_s): r.value for r in records}
     assert 0 < values[("my_method", "s0", 3.0)] < 100 and 0 < values[("my_whole_video_method", "s0", 3.0)] < 100
     animator = instantiate("my_method", config)
     assert animator.identity() == {"strength": 0.25, "chunk_frames": 21}
     assert animator.model_info()["trained"] is None
     # the chunk-wise one resumes from its stored state; a state of another rollout is refused
-    request_key = next(r["rollout_key"] for r in records if r["method"] == "my_method" and r["sample"] == "s0")
+    request_key = next(r.rollout_key for r in records if r.method == "my_method" and r.sample == "s0")
     folder = tmp_path / "res" / "runs" / "my_method" / request_key[:16]
     assert (folder / "chunks" / "00001.state.pt").exists()
     second = run_grid(config)

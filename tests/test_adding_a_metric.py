@@ -32,9 +32,9 @@ def test_the_documented_metric_runs_and_is_tabulated(tmp_path, monkeypatch):
                                     progress=False))
     assert not outcome.failures
     records = read_scores(outcome.scores_file.parent)
-    mae = {r["method"]: r for r in records if r["metric"] == "mae" and r["sample"] == "s0"}
-    assert mae["ground_truth"]["value"] == 0.0 and mae["static_reference"]["value"] > 1.0
-    assert mae["static_reference"]["higher_is_better"] is False
+    mae = {r.method: r for r in records if r.metric == "mae" and r.sample == "s0"}
+    assert mae["ground_truth"].value == 0.0 and mae["static_reference"].value > 1.0
+    assert mae["static_reference"].higher_is_better is False
     board = leaderboard(records)
     assert "1s MAE ↓" in board.markdown()
     # ground truth is never bold; of the rest the lowest error is bold

@@ -80,8 +80,7 @@ def test_two_shards_merge_to_the_one_process_result(tmp_path):
     assert table.returncode == 0 and "Ground truth" in table.stdout  # `bench table` merges the ranks' shards
     one = read_scores(tmp_path / "res" / "scores" / "one")
     two = read_scores(tmp_path / "res" / "scores" / "two")
-    strip = lambda rs: sorted((r["method"], r["sample"], r["duration_s"], r["metric"], r["value"], r["rollout_key"])
-                              for r in rs)
+    strip = lambda rs: sorted((r.method, r.sample, r.duration_s, r.metric, r.value, r.rollout_key) for r in rs)
     assert strip(one) == strip(two)
     assert leaderboard(one).markdown() == leaderboard(two).markdown()
 

@@ -18,7 +18,7 @@ import pytest
 from bench.cli import main
 from bench.config import build_config
 from bench.errors import DataError
-from bench.records import ExperimentManifest, read_scores
+from bench.records import ExperimentManifest, ScoreRecord, read_scores
 from bench.runner import check_run, run_grid
 from bench.tables import leaderboard
 from tests.helpers import write_dataset
@@ -125,15 +125,15 @@ def test_scores_record_their_run_and_an_experiment_manifest(tmp_path, data):
     outcome = run_grid(build_config("lab", methods=["ground_truth"], durations=[1], dataset=str(data),
                                     metrics=["psnr"], results=str(tmp_path), progress=False))
     records = read_scores(outcome.scores_file.parent)
-    assert {(r["dataset"], r["size"], r["fps"], r["pose_padding"]) for r in records} == {(str(data), "lab-64", 25,
-                                                                                          "error")}
+    assert {(r.dataset, r.size, r.fps, r.pose_padding) for r in records} == {(str(data), "lab-64", 25, "error")}
     run = ExperimentManifest.read(outcome.scores_file.parent)
     assert (run.dataset, run.fps, run.durations, run.samples) == (str(data), 25, (1.0,), ("s0", "s1"))
 
 
 def _record(method, value, **kw):
-    return {"method": method, "sample": "s0", "metric": "psnr", "duration_s": 10.0, "n_frames": 250, "value": value,
-            "dataset": "lab-test", "size": "lab-64", "fps": 25, **kw}
+    return ScoreRecord.from_json({"experiment": "lab", "method": method, "sample": "s0", "metric": "psnr",
+                                  "duration_s": 10.0, "n_frames": 250, "value": value, "dataset": "lab-test",
+                                  "size": "lab-64", "fps": 25, **kw})
 
 
 def test_a_table_never_mixes_runs_of_different_size():
@@ -158,10 +158,10 @@ def test_stale_shards_are_never_merged_into_a_later_run(tmp_path, data):
     folder = results / "scores" / "lab"
     folder.mkdir(parents=True)
     stale = _record("old_method", 99.0, dataset="other", size="lab-128")
-    (folder / "scores.shard-0-of-2.jsonl").write_text(json.dumps(stale) + "\n")
+    (folder / "scores.shard-0-of-2.jsonl").write_text(json.dumps(stale.to_json()) + "\n")
     assert main(run_args(data, results)) == 0
     records = read_scores(folder)
-    assert {r["method"] for r in records} == {"ground_truth", "static_reference"}
+    assert {r.method for r in records} == {"ground_truth", "static_reference"}
     assert not list(folder.glob("scores.shard-*"))
 
 
@@ -173,7 +173,7 @@ def test_workers_merge_once_with_pooled_metrics_and_print_one_table(tmp_path, da
     assert out.stdout.count("| Ground truth") == 1 and "merge shards with" not in out.stdout
     folder = tmp_path / "res" / "scores" / "lab"
     assert sorted(p.name for p in folder.iterdir()) == ["experiment.json", "scores.jsonl"]
-    assert {r["sample"] for r in read_scores(folder)} == {"s0", "s1"}
+    assert {r.sample for r in read_scores(folder)} == {"s0", "s1"}
 
 
 def test_os_errors_are_words_not_errno_numbers(tmp_path):

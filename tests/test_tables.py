@@ -1,18 +1,18 @@
 import csv
 import io
 
-
+from bench.records import ScoreRecord
 from bench.tables import leaderboard, write_tables
 
 
-def rec(method, duration, metric, value, sample="a", windows=None, missing=None):
-    r = {"method": method, "sample": sample, "duration_s": duration, "metric": metric, "value": value,
-         "n_frames": int(duration * 25)}
+def rec(method, duration, metric, value, sample="a", windows=None, missing=None, **extra):
+    r = {"experiment": "t", "method": method, "sample": sample, "duration_s": duration, "metric": metric,
+         "value": value, "n_frames": int(duration * 25), **extra}
     if windows:
         r["windows"] = {"window_s": 5.0, "values": windows}
     if missing:
         r["missing"] = missing
-    return r
+    return ScoreRecord.from_json(r)
 
 
 RECORDS = [
@@ -62,6 +62,6 @@ def test_drift_plot_files(tmp_path):
 
 
 def test_untrained_rows_are_labelled():
-    records = [dict(rec("everanimate", 10.0, "psnr", 11.0), untrained=True), rec("ground_truth", 10.0, "psnr", 100.0)]
+    records = [rec("everanimate", 10.0, "psnr", 11.0, untrained=True), rec("ground_truth", 10.0, "psnr", 100.0)]
     md = leaderboard(records).markdown()
     assert "| EverAnimate (untrained) | **11.000** |" in md and "| Ground truth | 100.000 |" in md
