@@ -299,7 +299,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="leaderboards (Markdown, CSV, LaTeX) and drift plots from stored scores",
                        description="Build leaderboards from stored scores only (merging shard files): rows = methods, "
                                    "column groups = durations, arrows = better direction, best value bold, missing "
-                                   "cells shown as missing. Also writes one drift-curve PNG per metric.")
+                                   "cells shown as missing. Also writes one drift-curve PNG per metric. Scores of "
+                                   "runs with different dataset, size, fps or pose padding are never one table: one "
+                                   "table (and plot set) per run setting, each headed by what differs.")
     p.add_argument("--experiment", help="scores folder name (default: lab)")
     p.add_argument("--results", help="results folder (default: ./results)")
     p.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="what to print (all are written)")

@@ -8,8 +8,8 @@
                       provenance; ``sample == "*"`` for cell records (pooled metrics such as FID, and
                       metrics skipped for want of weights)
 
-Every record also carries the dataset, size and fps it was scored on, so records of different runs can
-never be read as one table without notice (``check_one_run``). ``build_record`` is the one place a
+Every record also carries the dataset, size, fps and pose padding it was scored with, so records of
+different runs are never read as one table: ``split_runs`` separates them (one table per run setting). ``build_record`` is the one place a
 score line is made; ``read_records`` / ``write_scores`` the one place they are read and written (tables,
 report, regress and the shard merge all read typed records through ``read_records``).
 """
@@ -212,20 +212,51 @@ def read_scores(folder: Path) -> list[ScoreRecord]:
                              fix=f"merge them: python -m bench table --experiment {folder.name} --results "
                                  f"{folder.parent.parent}")
         raise BenchError(f"no scores in {folder}", fix="run `python -m bench run ...` first (or pass --experiment)")
-    records = read_records(path)
-    check_one_run(records)
-    return records
+    return read_records(path)
+
+
+#: what makes two records comparable in one table: the run setting they were scored with
+RUN_SETTING = ("dataset", "size", "fps", "pose_padding")
 
 
 def run_facts(r: ScoreRecord) -> tuple:
-    return r.dataset, r.size, r.fps
+    return tuple(getattr(r, name) for name in RUN_SETTING)
+
+
+def split_runs(records: Sequence[ScoreRecord]) -> list[tuple[dict[str, Any], list[ScoreRecord]]]:
+    """The records grouped by run setting (dataset, size, fps, pose padding), each group with what
+    distinguishes it from the others (``{}`` when all records are of one run). Records written before the
+    setting was recorded (dataset, size and fps None) go with the one recorded setting when there is only
+    one, else into a group of their own whose setting values are all None."""
+    groups: dict[tuple, list[ScoreRecord]] = {}
+    for r in records:
+        groups.setdefault(run_facts(r), []).append(r)
+    unrecorded = [k for k in groups if k[:3] == (None, None, None)]
+    recorded = [k for k in groups if k not in unrecorded]
+    if len(recorded) == 1 and unrecorded and all(k[3] == recorded[0][3] for k in unrecorded):
+        groups[recorded[0]] = [r for k in [*recorded, *unrecorded] for r in groups.pop(k)]
+    keys = sorted(groups, key=lambda k: tuple((v is None, str(v)) for v in k))
+    basis = [k for k in keys if k[:3] != (None, None, None)]
+    basis = basis if len(basis) > 1 else keys
+    varying = [i for i, name in enumerate(RUN_SETTING) if len({k[i] for k in basis}) > 1]
+    return [({RUN_SETTING[i]: None if k[:3] == (None, None, None) else k[i] for i in varying}, groups[k])
+            for k in keys]
+
+
+def describe_setting(setting: dict[str, Any]) -> str:
+    """``{"size": "lab-480p", "fps": 16}`` -> ``"size lab-480p, 16 fps"`` (None: not recorded)."""
+    if any(v is None for v in setting.values()):
+        return "run setting not recorded (scores from before bench.score/2)"
+    words = {"dataset": "dataset {}", "size": "size {}", "fps": "{} fps", "pose_padding": "pose padding {}"}
+    return ", ".join(words[k].format(v) for k, v in setting.items()) or "one run"
 
 
 def check_one_run(records: Sequence[ScoreRecord]) -> None:
-    """Records of one table must come from one dataset, size and fps: a lab-64 and a lab-480p run are
-    different experiments. (Records written before these facts were recorded carry None: not compared.)"""
-    facts = sorted({run_facts(r) for r in records if all(x is not None for x in run_facts(r))}, key=str)
-    if len(facts) > 1:
-        listing = "; ".join(f"dataset {d}, size {s}, {f} fps" for d, s, f in facts)
-        raise DataError(f"these scores mix {len(facts)} runs ({listing}): one table would compare them as one",
-                        fix="give each run its own --experiment NAME")
+    """Records of one table must come from one run setting (``split_runs`` separates them first): a lab-64
+    and a lab-480p run are different experiments."""
+    groups = split_runs(records)
+    if len(groups) > 1:
+        listing = "; ".join(describe_setting(setting) for setting, _ in groups)
+        raise DataError(f"these scores mix {len(groups)} runs ({listing}): one table would compare them as one",
+                        fix="split them with bench.records.split_runs (bench table and report do), or give each "
+                            "run its own --experiment NAME")

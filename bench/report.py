@@ -29,7 +29,7 @@ from bench.store import Rollout
 from bench.tables import (
     COLUMNS,
     Leaderboard,
-    leaderboard,
+    leaderboards,
     plot_drift,
     read_scores,
     untrained_methods,
@@ -351,30 +351,38 @@ def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAUL
     if not records:
         raise DataError(f"no scores for experiment {experiment!r} in {folder} (the files are empty)",
                         fix="run `python -m bench run ...` again")
-    board = leaderboard(records, layout)
+    boards = leaderboards(records, layout)
     untrained = untrained_methods(records)
     run = ExperimentManifest.read(folder)  # the dataset and size the rollouts were generated from
     dataset = run.dataset if run else next((r.dataset for r in records if r.dataset), "lab-test")
     size = run.size if run else next((r.size for r in records if r.size), "lab-64")
-    gt = GroundTruth(dataset, size, results / "cache")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    methods = {m for r in boards.runs for m in r.board.methods}
+    durations = sorted({d for r in boards.runs for d in r.board.durations})
     body = [f"<h1>Benchmark report: {html.escape(experiment)}</h1>",
-            (f'<p class="sub">{len(board.methods)} method(s), durations '
-             f"{', '.join(f'{d:g} s' for d in board.durations)}; scores from {html.escape(str(folder))}; {now}</p>"),
-            "<h2>Leaderboard</h2>", board_html(board),
-            ('<p class="note">mean over samples; best value per column (ground truth excluded) in bold; arrows '
-             "give the better direction; missing cells keep their reason.</p>")]
-    if untrained:
-        body.append('<p class="untrained">(untrained) rows used randomly initialised components: their numbers say '
-                    "nothing about the method.</p>")
-    body += ["<h2>Drift curves</h2>",
-             '<p class="note">per-window means over time (longest duration), averaged over samples.</p>',
-             drift_html(records),
-             "<h2>Frame strips</h2>",
-             (f'<p class="note">ground truth and each method\'s stored rollout at '
-              f'{", ".join(f"{t:g} s" for t in times)}; small frames enlarged (nearest neighbour).</p>'),
-             strips_html(records, board, results, times, max_samples, gt),
-             provenance_html(records)]
+            (f'<p class="sub">{len(methods)} method(s), durations '
+             f"{', '.join(f'{d:g} s' for d in durations)}; scores from {html.escape(str(folder))}; {now}</p>")]
+    if boards.split:
+        body.append(f'<p class="warn">{html.escape(boards.note())} Each section below is one run.</p>')
+    for board_run in boards.runs:
+        board = board_run.board
+        heading = f": {html.escape(board_run.title)}" if boards.split else ""
+        gt = GroundTruth(board_run.setting.get("dataset") or dataset, board_run.setting.get("size") or size,
+                         results / "cache")
+        body += [f"<h2>Leaderboard{heading}</h2>", board_html(board),
+                 ('<p class="note">mean over samples; best value per column (ground truth excluded) in bold; arrows '
+                  "give the better direction; missing cells keep their reason.</p>")]
+        if untrained & set(board.methods):
+            body.append('<p class="untrained">(untrained) rows used randomly initialised components: their numbers '
+                        "say nothing about the method.</p>")
+        body += [f"<h2>Drift curves{heading}</h2>",
+                 '<p class="note">per-window means over time (longest duration), averaged over samples.</p>',
+                 drift_html(board_run.records),
+                 f"<h2>Frame strips{heading}</h2>",
+                 (f'<p class="note">ground truth and each method\'s stored rollout at '
+                  f'{", ".join(f"{t:g} s" for t in times)}; small frames enlarged (nearest neighbour).</p>'),
+                 strips_html(board_run.records, board, results, times, max_samples, gt)]
+    body.append(provenance_html(records))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>bench report: {html.escape(experiment)}</title><style>{CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

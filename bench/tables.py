@@ -1,6 +1,8 @@
 """Leaderboards and drift curves from stored scores only (never from a model run).
 
-Input: typed ``ScoreRecord``s (``bench.records.read_scores`` / ``read_records``). Presentation is data:
+Input: typed ``ScoreRecord``s (``bench.records.read_scores`` / ``read_records``). Records of different run
+settings (dataset, size, fps, pose padding) are never one table: ``leaderboards`` makes one per setting,
+each headed by what distinguishes it, and says so. Presentation is data:
 ``COLUMNS`` holds display names, direction and format for every metric; rows are methods, column groups are
 durations, the best value per column is bold and a missing cell stays missing ("-", or the recorded reason
 such as "n/a (no weights)"), never 0.
@@ -15,7 +17,8 @@ from typing import Iterable
 
 from bench.errors import BenchError
 from bench.metrics import METRICS
-from bench.records import ScoreRecord, check_one_run, read_scores  # noqa: F401  (read_scores: the store's reader)
+from bench.records import (RUN_SETTING, ScoreRecord, check_one_run, describe_setting,  # noqa: F401
+                           read_scores, split_runs)
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,86 @@ def leaderboard(records: list[ScoreRecord], layout: str = "leaderboard", methods
     return Leaderboard(found_methods, durations, metrics, cells, untrained_methods(records), directions(records))
 
 
+@dataclass
+class RunBoard:
+    """The leaderboard of one run setting; ``setting`` holds what distinguishes it from the other runs in
+    the same scores (empty when they are all one run)."""
+
+    setting: dict
+    board: Leaderboard
+    records: list[ScoreRecord]
+
+    @property
+    def title(self) -> str:
+        return describe_setting(self.setting)
+
+    @property
+    def slug(self) -> str:
+        """A file-name suffix for this run's files ("" for a single run)."""
+        import re
+
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", "-".join(f"{k}-{v}" for k, v in self.setting.items())).strip("_")
+
+
+@dataclass
+class Leaderboards:
+    """One leaderboard per run setting in the scores; a single run prints exactly as its ``Leaderboard``."""
+
+    runs: list[RunBoard]
+
+    @property
+    def split(self) -> bool:
+        return len(self.runs) > 1
+
+    def note(self) -> str:
+        differ = [name.replace("_", " ") for name in RUN_SETTING if name in self.runs[0].setting]
+        return (f"These scores come from {len(self.runs)} runs that differ in {', '.join(differ)}: one table per run "
+                "setting (never one table across them).")
+
+    def markdown(self) -> str:
+        if not self.split:
+            return self.runs[0].board.markdown()
+        return self.note() + "\n" + "".join(f"\n### {run.title}\n\n{run.board.markdown()}" for run in self.runs)
+
+    def csv(self) -> str:
+        """Split runs: every row led by the setting columns that tell the runs apart."""
+        if not self.split:
+            return self.runs[0].board.csv()
+        import csv
+        import io
+
+        def encoded(values: list) -> str:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(values)
+            return buffer.getvalue()
+
+        names = list(self.runs[0].setting)
+        out = []
+        for i, run in enumerate(self.runs):
+            head, *rows = run.board.csv().splitlines()
+            if i == 0:
+                out.append(f"{encoded(names)},{head}")
+            values = encoded(["" if run.setting[n] is None else run.setting[n] for n in names])
+            out += [f"{values},{row}" for row in rows]
+        return "\n".join(out) + "\n"
+
+    def latex(self) -> str:
+        if not self.split:
+            return self.runs[0].board.latex()
+        parts = [f"% {self.note()}\n"]
+        for run in self.runs:
+            title = run.title.replace("_", r"\_")
+            parts.append(f"\\paragraph{{{title}}}\n{run.board.latex()}")
+        return "".join(parts)
+
+
+def leaderboards(records: list[ScoreRecord], layout: str = "leaderboard",
+                 methods: list[str] | None = None) -> Leaderboards:
+    """One leaderboard per run setting (``bench.records.split_runs``)."""
+    groups = split_runs(records) or [({}, [])]
+    return Leaderboards([RunBoard(setting, leaderboard(group, layout, methods), group) for setting, group in groups])
+
+
 def drift_curves(records: list[ScoreRecord]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
     """metric -> method -> (window centre seconds, mean over samples) from the longest duration's windows."""
     longest: dict[tuple[str, str], float] = {}
@@ -231,7 +314,8 @@ def drift_curves(records: list[ScoreRecord]) -> dict[str, dict[str, tuple[list[f
     return out
 
 
-def plot_drift(records: list[ScoreRecord], folder: Path) -> list[Path]:
+def plot_drift(records: list[ScoreRecord], folder: Path, suffix: str = "", title: str = "") -> list[Path]:
+    """One PNG per metric, ``drift_<metric>[-<suffix>].png``; ``title`` is added to each plot's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,11 +334,11 @@ def plot_drift(records: list[ScoreRecord], folder: Path) -> list[Path]:
                 ax.plot(*zip(*finite), marker="o", markersize=3, label=display_name(method, untrained))
         ax.set_xlabel("time in video (s)")
         ax.set_ylabel(f"{col.display} ({'higher' if col.higher_is_better else 'lower'} is better)")
-        ax.set_title(f"{col.display} over time (window means)")
+        ax.set_title(f"{col.display} over time (window means)" + (f"\n{title}" if title else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / f"drift_{metric}.png"
+        path = folder / (f"drift_{metric}-{suffix}.png" if suffix else f"drift_{metric}.png")
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
@@ -262,16 +346,19 @@ def plot_drift(records: list[ScoreRecord], folder: Path) -> list[Path]:
 
 
 def write_tables(records: list[ScoreRecord], folder: Path, layout: str = "leaderboard",
-                 methods: list[str] | None = None) -> tuple[Leaderboard, dict[str, Path]]:
+                 methods: list[str] | None = None) -> tuple[Leaderboards, dict[str, Path]]:
+    """``<layout>.md/.csv/.tex`` (every run setting's table in each) and the drift plots, one set per run
+    setting (``drift_<metric>-<setting>.png`` when the scores hold several)."""
     from bench.store import atomic_write_bytes
 
-    board = leaderboard(records, layout, methods)
+    boards = leaderboards(records, layout, methods)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for fmt, text in (("md", board.markdown()), ("csv", board.csv()), ("tex", board.latex())):
+    for fmt, text in (("md", boards.markdown()), ("csv", boards.csv()), ("tex", boards.latex())):
         path = folder / f"{layout}.{fmt}"
         atomic_write_bytes(path, text.encode())
         paths[fmt] = path
-    for p in plot_drift(records, folder):
-        paths[p.stem] = p
-    return board, paths
+    for run in boards.runs:
+        for p in plot_drift(run.records, folder, suffix=run.slug, title=run.title if boards.split else ""):
+            paths[p.stem] = p
+    return boards, paths

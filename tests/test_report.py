@@ -63,6 +63,24 @@ def test_strip_frames_come_from_the_rollout_and_the_dataset(tiny_experiment, tmp
     assert not (decode("lab-test-00 static_reference 1 s") == gt).all()
 
 
+def test_scores_of_two_runs_give_one_section_per_run(tiny_experiment, tmp_path):
+    from dataclasses import replace
+
+    from bench.records import read_scores, write_scores
+
+    records = read_scores(tiny_experiment / "scores" / "lab")
+    hold = [replace(r, pose_padding="hold", value=None if r.value is None else r.value - 1) for r in records]
+    write_scores(tiny_experiment / "scores" / "two_runs" / "scores.jsonl", records + hold)
+    out = tmp_path / "two.html"
+    assert main(["report", "--results", str(tiny_experiment), "--experiment", "two_runs", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "These scores come from 2 runs that differ in pose padding" in page
+    for title in ("pose padding error", "pose padding hold"):
+        for section in ("Leaderboard", "Drift curves", "Frame strips"):
+            assert f"<h2>{section}: {title}</h2>" in page
+    assert page.count('<table class="board">') == 2 and page.count("Ground truth (dataset)") == 2
+
+
 def test_no_scores_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path), "--experiment", "nothing"]) == 2
     err = capsys.readouterr().err

@@ -7,6 +7,8 @@
 - a new lower-is-better metric was bolded when worst;
 - stale shard files were merged into a later run's table.
 """
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from bench.config import build_config
 from bench.errors import DataError
 from bench.records import ExperimentManifest, ScoreRecord, read_scores
 from bench.runner import check_run, run_grid
-from bench.tables import leaderboard
+from bench.tables import leaderboard, leaderboards, write_tables
 from tests.helpers import write_dataset
 from tests.plugins import PLUGINS
 
@@ -136,13 +138,59 @@ def _record(method, value, **kw):
                                   "size": "lab-64", "fps": 25, **kw})
 
 
-def test_a_table_never_mixes_runs_of_different_size():
+def test_one_leaderboard_never_mixes_runs_of_different_size():
     records = [_record("a", 14.0), _record("b", 15.0, size="lab-480p")]
     with pytest.raises(DataError, match="mix 2 runs") as err:
         leaderboard(records)
-    assert "lab-480p" in err.value.message and "--experiment" in err.value.fix
+    assert "lab-480p" in err.value.message and "split_runs" in err.value.fix
     with pytest.raises(DataError, match="mix 2 runs"):
         leaderboard([_record("a", 14.0), _record("b", 15.0, fps=16)])
+
+
+def test_scores_of_mixed_runs_make_one_table_per_run_setting(tmp_path):
+    """Mixed scores used to raise (or, before that, print as one table): now one table per run setting,
+    each headed by what tells it apart, and the output says so."""
+    records = [_record("a", 14.0), _record("b", 15.0), _record("a", 30.0, size="lab-480p"),
+               _record("a", 20.0, size="lab-480p", sample="s1"), _record("b", 12.0, size="lab-480p", fps=16),
+               _record("a", 13.0, pose_padding="hold"), _record("a", 16.0, dataset=None, size=None, fps=None)]
+    boards, paths = write_tables(records, tmp_path / "tables")
+    assert [run.title for run in boards.runs] == [
+        "size lab-480p, 16 fps, pose padding error", "size lab-480p, 25 fps, pose padding error",
+        "size lab-64, 25 fps, pose padding error", "size lab-64, 25 fps, pose padding hold",
+        "run setting not recorded (scores from before bench.score/2)"]
+    means = {(run.setting["size"], run.setting["fps"], run.setting["pose_padding"]):
+             {m: run.board.cells[(m, 10.0, "psnr")].mean for m in run.board.methods} for run in boards.runs}
+    assert means[("lab-480p", 25, "error")] == {"a": 25.0}  # 30 and 20 of the 480p run, never mixed with lab-64
+    assert means[("lab-64", 25, "error")] == {"a": 14.0, "b": 15.0}
+    md = paths["md"].read_text()
+    assert md.startswith("These scores come from 5 runs that differ in size, fps, pose padding: one table per run "
+                         "setting")
+    assert md.count("### ") == 5 and "### size lab-480p, 25 fps, pose padding error\n\n| Method |" in md
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert {(r["size"], r["fps"], r["method"], r["mean"]) for r in rows if r["pose_padding"] == "error"} >= {
+        ("lab-480p", "25", "a", "25.0"), ("lab-64", "25", "b", "15.0"), ("lab-480p", "16", "b", "12.0")}
+    assert paths["tex"].read_text().count(r"\begin{tabular}") == 5
+    one_run = write_tables([_record("a", 14.0), _record("b", 15.0)], tmp_path / "one")[0]
+    assert not one_run.split and one_run.markdown() == leaderboard([_record("a", 14.0), _record("b", 15.0)]).markdown()
+    legacy = leaderboards([_record("a", 14.0), _record("b", 15.0, dataset=None, size=None, fps=None)])
+    assert not legacy.split  # records from before the setting was recorded join the one recorded run
+
+
+def test_bench_table_prints_one_table_per_run_of_mixed_scores(tmp_path, capsys):
+    folder = tmp_path / "scores" / "mixed"
+    folder.mkdir(parents=True)
+    windows = {"window_s": 5.0, "values": [20.0, 18.0]}
+    records = [_record("ground_truth", 100.0), _record("static_reference", 21.0, windows=windows),
+               _record("static_reference", 19.0, size="lab-128", windows=windows)]
+    (folder / "scores.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
+    assert main(["table", "--experiment", "mixed", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs that differ in size" in out
+    first, second = out.split("### size lab-128")[1].split("### size lab-64")
+    assert "| Static reference | **19.000** |" in first and "Ground truth" not in first
+    assert "| Static reference | **21.000** |" in second and "| Ground truth | 100.000 |" in second
+    drift = sorted(p.name for p in (tmp_path / "tables" / "mixed").glob("drift_*.png"))
+    assert drift == ["drift_psnr-size-lab-128.png", "drift_psnr-size-lab-64.png"]  # one curve set per run
 
 
 def test_an_unregistered_lower_is_better_metric_bolds_its_lowest_value():
