@@ -53,7 +53,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--experiment", help="name of the scores folder (default: the preset name)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--workers", type=int, help="local worker processes sharing the grid's cells, one torch thread "
-                                              "each (the lab preset uses 2 on a CPU; default 1)")
+                                              "each (the lab preset uses 2 on a CPU; default 1); their progress is "
+                                              "one bar, cells done / total across all workers (a cell = one method "
+                                              "x sample, generated and scored)")
     r.add_argument("--layout", dest="table_layout", choices=["leaderboard", "ablation"],
                    help="table layout: leaderboard (Table 1) or ablation (Table 2)")
 
@@ -110,25 +112,44 @@ def finish_run(config, outcome) -> int:
 
 def run_workers(config, argv: list[str]) -> int:
     """``config.workers`` local processes, each a shard (RANK / WORLD_SIZE) with one torch thread; every
-    argument is checked here first, before any worker starts. The runner merges the shards into one
-    ``scores.jsonl`` (pooled metrics computed once); a run that failed prints its errors and no table."""
+    argument is checked here first, before any worker starts. The workers show no bars of their own: this
+    process shows one, cells done / total across all workers, from their progress shard files. The runner
+    merges the shards into one ``scores.jsonl`` (pooled metrics computed once); a run that failed prints its
+    errors and no table."""
     import subprocess
+    import time
 
     from bench.records import shard_pattern
-    from bench.runner import check_run, merge_shards
+    from bench.runner import check_run, merge_shards, workers_done
 
-    check_run(config)
+    samples = check_run(config)
     n = config.workers
     folder = Path(config.results) / "scores" / config.experiment_name
-    for stale in [*folder.glob(shard_pattern("scores")), *folder.glob(shard_pattern("pooled"))]:
+    kinds = ("scores", "pooled", "progress")
+    for stale in [p for kind in kinds for p in folder.glob(shard_pattern(kind))]:
         stale.unlink()  # shards of an interrupted earlier run must never merge into this one
     print(f"bench run: {n} worker processes (RANK 0..{n - 1}, one torch thread each)", flush=True)
     base_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    procs = [subprocess.Popen([sys.executable, "-m", "bench", *argv, "--workers", "1"],
+    procs = [subprocess.Popen([sys.executable, "-m", "bench", *argv, "--workers", "1", "--no-progress"],
                               env={**base_env, "RANK": str(i), "WORLD_SIZE": str(n), "OMP_NUM_THREADS": "1",
                                    "BENCH_WORKER": str(i)})
              for i in range(n)]
+    bar = None
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(config.methods) * len(samples), desc=f"cells ({n} workers)", unit="cell")
+    while any(p.poll() is None for p in procs):
+        if bar is not None:
+            bar.n = workers_done(folder, n)
+            bar.refresh()
+        time.sleep(0.5)
     codes = [p.wait() for p in procs]
+    if bar is not None:
+        bar.n = workers_done(folder, n)
+        bar.close()
+    for progress in folder.glob(shard_pattern("progress")):
+        progress.unlink()
     if any(code not in (0, 1) for code in codes):  # 1 = some cells failed (merged below); else a crash
         print(f"\nworker exit codes {codes}: see the errors above; no table written", file=sys.stderr)
         return max(codes)

@@ -29,14 +29,18 @@ EXPERIMENT_FILE = "experiment.json"
 ALL_SAMPLES = "*"
 
 
+SHARD_KINDS = {"scores": "jsonl", "pooled": "json", "progress": "json"}
+
+
 def shard_name(kind: str, rank: int, world: int) -> str:
-    """The file one rank of a sharded run writes: ``scores.shard-R-of-N.jsonl`` / ``pooled.shard-R-of-N.json``
-    (the only place these names are spelled)."""
-    return f"scores.shard-{rank}-of-{world}.jsonl" if kind == "scores" else f"pooled.shard-{rank}-of-{world}.json"
+    """The file one rank of a sharded run writes: ``scores.shard-R-of-N.jsonl`` (its score lines),
+    ``pooled.shard-R-of-N.json`` (its pooled-metric states) or ``progress.shard-R-of-N.json`` (its cells done,
+    for the combined progress bar of ``--workers``): the only place these names are spelled."""
+    return f"{kind}.shard-{rank}-of-{world}.{SHARD_KINDS[kind]}"
 
 
 def shard_pattern(kind: str) -> str:
-    return "scores.shard-*-of-*.jsonl" if kind == "scores" else "pooled.shard-*-of-*.json"
+    return f"{kind}.shard-*-of-*.{SHARD_KINDS[kind]}"
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,7 @@ class GridRunner:
 
             grid_bar = tqdm(total=len(cells), desc="rollouts", unit="rollout")
         while pending:
+            self.report_progress(len(cells) - len(pending), len(cells))
             if grid_bar is not None:
                 grid_bar.n = len(cells) - len(pending)
                 grid_bar.refresh()
@@ -329,6 +330,7 @@ class GridRunner:
                                                        request.n_references))
             for name, path in scores.pooled.items():
                 pooled.setdefault(cell.method, {}).setdefault(name, []).append(path)
+        self.report_progress(len(cells), len(cells))
         if grid_bar is not None:
             grid_bar.n = len(cells)
             grid_bar.close()
@@ -345,7 +347,7 @@ class GridRunner:
             outcome.records += merge_pooled(self.manifest, pooled, outcome.records, prov, weights)
             outcome.scores_file = write_scores(self.scores_dir() / SCORES_FILE, outcome.records)
             self.manifest.write(self.scores_dir())
-            for stale in [*self.scores_dir().glob(shard_pattern("scores")), *self.scores_dir().glob(shard_pattern("pooled"))]:
+            for stale in [p for kind in ("scores", "pooled", "progress") for p in self.scores_dir().glob(shard_pattern(kind))]:
                 stale.unlink()  # shards of an earlier sharded run of this experiment: never merged into this one
         else:
             outcome.scores_file = write_scores(self.scores_dir() / shard_name("scores", self.rank, self.world),
@@ -358,6 +360,12 @@ class GridRunner:
             self.manifest.write(self.scores_dir())  # every rank writes the same manifest
         self.log(f"scores: {outcome.scores_file} ({len(outcome.records)} lines, {time.time() - started:.1f} s)")
         return outcome
+
+    def report_progress(self, done: int, total: int) -> None:
+        """A ``--workers`` child writes its cells done (scored or failed) for the parent's combined bar."""
+        if os.environ.get("BENCH_WORKER") is not None and self.world > 1:
+            atomic_write_json(self.scores_dir() / shard_name("progress", self.rank, self.world),
+                              {"done": done, "total": total})
 
     def fail(self, outcome: RunOutcome, cell: Cell, exc: BaseException, trace: bool = False) -> None:
         message = str(exc)
@@ -434,6 +442,17 @@ def merge_shards(folder: Path) -> RunOutcome:
     for p in [*expected, *(folder / shard_name("pooled", r, world) for r in range(world))]:
         p.unlink(missing_ok=True)
     return outcome
+
+
+def workers_done(folder: Path, world: int) -> int:
+    """Cells done so far by the ``world`` workers of a ``--workers`` run, from their progress shard files."""
+    done = 0
+    for rank in range(world):
+        try:
+            done += int(json.loads((Path(folder) / shard_name("progress", rank, world)).read_text())["done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not written yet (or being replaced): counts as 0 until the next poll
+    return done
 
 
 def cell_references(counts) -> int | list[int] | None:

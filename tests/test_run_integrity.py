@@ -224,6 +224,27 @@ def test_workers_merge_once_with_pooled_metrics_and_print_one_table(tmp_path, da
     assert {r.sample for r in read_scores(folder)} == {"s0", "s1"}
 
 
+def test_workers_progress_is_summed_from_their_progress_shards(tmp_path):
+    from bench.records import shard_name
+    from bench.runner import workers_done
+
+    (tmp_path / shard_name("progress", 0, 3)).write_text(json.dumps({"done": 2, "total": 4}))
+    (tmp_path / shard_name("progress", 1, 3)).write_text(json.dumps({"done": 3, "total": 3}))
+    (tmp_path / shard_name("progress", 2, 2)).write_text(json.dumps({"done": 9, "total": 9}))  # another run's
+    assert workers_done(tmp_path, 3) == 5  # rank 2 has not written yet: 0
+
+
+@pytest.mark.slow
+def test_workers_show_one_combined_progress_bar(tmp_path, data):
+    args = [a for a in run_args(data, tmp_path / "res", "--workers", "2") if a != "--no-progress"]
+    out = subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    bars = out.stderr.replace("\r", "\n").splitlines()
+    assert any(line.startswith("cells (2 workers): 100%") and "4/4" in line for line in bars), out.stderr
+    assert not any(line.startswith("rollouts") for line in bars)  # the workers show no bars of their own
+    assert not list((tmp_path / "res" / "scores" / "lab").glob("progress.shard-*"))
+
+
 def test_os_errors_are_words_not_errno_numbers(tmp_path):
     from bench.errors import BenchError
     from bench.store import check_writable
