@@ -50,6 +50,13 @@ class WanAnimateConfig:
             raise ConfigError(f"unknown dtype {self.dtype!r}", fix="use bfloat16, float16 or float32")
 
 
+def _check_chunk(chunk_frames: int, name: str, carried: int, fix: str) -> None:
+    """A VAE-only method's chunking: 4k + 1 frames per chunk, and 1 <= ``carried`` frames < half a chunk."""
+    if chunk_frames % 4 != 1 or not 1 <= carried < chunk_frames // 2:
+        raise ConfigError(f"chunk_frames must be 4k + 1 and 1 <= {name} < chunk/2, got {chunk_frames} / {carried}",
+                          fix=fix)
+
+
 @dataclass(frozen=True)
 class VAERoundTripConfig(VAEComponentsConfig):
     refert_num: int = 1
@@ -57,9 +64,7 @@ class VAERoundTripConfig(VAEComponentsConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.chunk_frames % 4 != 1 or not 1 <= self.refert_num < self.chunk_frames // 2:
-            raise ConfigError(f"chunk_frames must be 4k + 1 and 1 <= refert_num < chunk/2, got "
-                              f"{self.chunk_frames} / {self.refert_num}", fix="use chunk_frames=77 with refert_num 1 or 5")
+        _check_chunk(self.chunk_frames, "refert_num", self.refert_num, "use chunk_frames=77 with refert_num 1 or 5")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,4 @@ class CarryOracleConfig(VAEComponentsConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.chunk_frames % 4 != 1 or not 1 <= self.overlap < self.chunk_frames // 2:
-            raise ConfigError(f"chunk_frames must be 4k + 1 and 1 <= overlap < chunk/2, got "
-                              f"{self.chunk_frames} / {self.overlap}", fix="use chunk_frames=77, overlap=4")
+        _check_chunk(self.chunk_frames, "overlap", self.overlap, "use chunk_frames=77, overlap=4")
