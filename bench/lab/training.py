@@ -29,12 +29,9 @@ import numpy as np
 import torch
 
 from bench.errors import ConfigError, DataError, WeightsError
+from bench.lab.spec import LAB_VERSION as LAB_MODELS_VERSION  # the renderer the lab models train on
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-LAB_MODELS_VERSION = "lab/2"
-"""The renderer version the lab model training commands render their train split with."""
 
 
 def lab_architecture():
