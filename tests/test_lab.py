@@ -27,8 +27,8 @@ def test_spec_hash_is_pinned_and_covers_every_field():
               LabSpec(seed=1, n_frames=251).content_hash}
     assert len(hashes) == 4
     # a pinned key: changing the spec's hashing by accident changes every cache folder
-    assert LabSpec(seed=1).content_hash == "c273fb94fd7b680ec160312b57fbf5b8f6e898eb5564329b7e7c598b6b8bc5df"
-    assert LabSpec(seed=1).key == "s1-lab-64-250f-c273fb94fd7b680ec160312b57fbf5b8f6e898eb5564329b7e7c598b6b8bc5df"[:27]
+    assert LabSpec(seed=1).content_hash == "70ecf3948c041ee08e551c8f77cb222fdbc7d38fce3250246683cf51bd974a50"
+    assert LabSpec(seed=1).key == "s1-lab-64-250f-70ecf3948c041ee08e551c8f77cb222fdbc7d38fce3250246683cf51bd974a50"[:27]
 
 
 @pytest.mark.parametrize("kwargs, word", [({"seed": -1}, "seed"), ({"seed": 1, "size": "lab-65"}, "lab-64"),
@@ -210,33 +210,24 @@ def _fine_detail(frame: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("seed", TEST_SEEDS)
-def test_lab_v2_has_no_grain_and_no_detail_at_the_pixel_grid(seed):
-    v1 = render_frames(LabSpec(seed=seed, n_frames=2, version="lab/1"))
-    v2 = render_frames(LabSpec(seed=seed, n_frames=2, version="lab/2"))
-    local1, high1 = _fine_detail(v1.gt[0], v1.masks[0])
-    local2, high2 = _fine_detail(v2.gt[0], v2.masks[0])
-    assert local2 < 0.6 * local1 and high2 < 0.05 and high1 > 0.15
-    # the same subject and motion: keypoints and masks do not depend on the renderer version
-    np.testing.assert_array_equal(v1.body, v2.body)
-    np.testing.assert_array_equal(v1.masks, v2.masks)
-    # still detailed: the room is not a flat colour
-    assert local2 > 2.0
+def test_no_grain_and_no_detail_at_the_pixel_grid(seed):
+    # lab v1 (grain, 2-3 px stripes) measured 15-19 levels and 0.18-0.36 on the same subjects
+    c = render_frames(LabSpec(seed=seed, n_frames=2))
+    local, high = _fine_detail(c.gt[0], c.masks[0])
+    assert 2.0 < local < 9.5 and high < 0.05
     # detail a 4x VAE can represent (the lens): a 2x area-down / bicubic-up round trip keeps >= 33 dB, 4x >= 24 dB
-    # (lab/1: about 25 and 20 dB)
+    # (lab v1: about 25 and 20 dB)
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(v2.gt).permute(0, 3, 1, 2).double()
+    x = torch.from_numpy(c.gt).permute(0, 3, 1, 2).double()
     for factor, floor in ((2, 33.0), (4, 24.0)):
         y = F.interpolate(F.interpolate(x, scale_factor=1 / factor, mode="area"), scale_factor=factor,
                           mode="bicubic").clamp(0, 255).round()
         assert 10 * np.log10(255.0 ** 2 / float((y - x).square().mean())) > floor
 
 
-def test_lab_v2_is_deterministic_and_unknown_versions_are_refused():
-    spec = LabSpec(seed=7, n_frames=30, version="lab/2")
-    np.testing.assert_array_equal(render_frames(spec).gt, render_frames(spec).gt)
-    np.testing.assert_array_equal(render_frames(spec.with_(n_frames=60)).gt[:30], render_frames(spec).gt)
-    assert spec.content_hash != spec.with_(version="lab/1").content_hash
-    with pytest.raises(ConfigError, match="lab/9"):
-        LabSpec(seed=1, version="lab/9")
+def test_lab_v1_specs_are_refused_naming_the_version():
+    with pytest.raises(ConfigError, match="'lab/1' is not this renderer's 'lab/2'") as err:
+        LabSpec(seed=1, version="lab/1")
+    assert "python -m bench lab manifest" in err.value.fix

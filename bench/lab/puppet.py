@@ -5,8 +5,8 @@ rendered size. The skeleton is posed in a body frame (x to the character's left,
 frame heights), turned by the body yaw and projected orthographically, so front / side / back views and
 self-occlusion follow from depth order. Parts are rasterised into a label map (no anti-aliasing, integer
 fixed-point coordinates: identical pixels on every OpenCV build) and coloured from per-identity textures
-that move with the body. ``lab/2`` then images the whole frame through a lens: a Gaussian point-spread function of
-``LENS_SIGMA_V2`` pixels per 64 px of frame height (deterministic OpenCV filtering), so person and room have the
+that move with the body. The whole frame is then imaged through a lens: a Gaussian point-spread function of
+``LENS_SIGMA`` pixels per 64 px of frame height (deterministic OpenCV filtering), so person and room have the
 soft edges of a camera image rather than edges at the pixel grid.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ BODY_NAMES = ("nose", "neck", "r_sho", "r_elb", "r_wri", "l_sho", "l_elb", "l_wr
 N_BODY, N_FACE = 18, 68
 SHIFT = 4  # cv2 fixed-point bits
 ONE = 1 << SHIFT
-LENS_SIGMA_V2 = 0.8
-"""lab/2's lens blur (Gaussian sigma, pixels at lab-64; scaled with the frame height). Chosen by measurement: it
+LENS_SIGMA = 0.8
+"""The lens blur (Gaussian sigma, pixels at lab-64; scaled with the frame height). Chosen by measurement: it
 raises a 4x bicubic down / up round trip of lab/2 frames from about 20.5 to 25 dB (2x: 24.7 to 34.6 dB), i.e.
 detail a 4x VAE can represent, while a 64-px person keeps face, hands and clothing patterns."""
 
@@ -177,19 +177,18 @@ def _scaled(c, f):
     return tuple(int(min(255, round(x * f))) for x in c)
 
 
-MIN_PERIOD_PX_V2 = 5.0
-"""lab/2: clothing patterns no finer than a 5 px period (4 px for the back diagonals) at any size."""
+MIN_PERIOD_PX = 5.0
+"""Clothing patterns no finer than a 5 px period (4 px for the back diagonals) at any size."""
 
 
-def build_textures(app: Appearance, height: int, version: str = "lab/1") -> np.ndarray:
+def build_textures(app: Appearance, height: int) -> np.ndarray:
     """``(n_textures, S, S, 3)`` with S the power of two >= the frame size; texture centre = anchor point.
-    ``lab/2`` scales the pattern period by 2.2 (at least ``MIN_PERIOD_PX_V2``) and widens hair streaks, so no
-    clothing or hair detail sits at the pixel grid."""
-    v2 = version == "lab/2"
+    Pattern periods are the appearance's ``pattern_period`` x 2.2 (at least ``MIN_PERIOD_PX``) and hair streaks
+    5 px or wider, so no clothing or hair detail sits at the pixel grid."""
     size = 1 << int(np.ceil(np.log2(max(height, 8))))
     size = max(size, 1 << int(np.ceil(np.log2(max(height, 8)))))
     tex = np.zeros((len(TEXTURES), size, size, 3), np.uint8)
-    period = max(MIN_PERIOD_PX_V2, 2.2 * app.pattern_period * height) if v2 else app.pattern_period * height
+    period = max(MIN_PERIOD_PX, 2.2 * app.pattern_period * height)
     c = size // 2
     unit = height  # pixels per frame height
     front = _pattern(app.shirt_pattern, size, period, app.shirt, _mix(app.shirt, app.accent, 0.6))
@@ -210,7 +209,7 @@ def build_textures(app: Appearance, height: int, version: str = "lab/1") -> np.n
 
     back = np.empty_like(front)
     back[:] = _scaled(app.shirt, 0.9)
-    band = max(2 if v2 else 1, int(round(0.04 * unit)))
+    band = max(2, int(round(0.04 * unit)))
     if app.back_pattern == "band":
         back[c - band: c + band] = app.accent
     elif app.back_pattern == "cross":
@@ -235,11 +234,8 @@ def build_textures(app: Appearance, height: int, version: str = "lab/1") -> np.n
     hair = np.empty((size, size, 3), np.uint8)
     hair[:] = app.hair
     streak_color = _scaled(app.hair, 1.25) if sum(app.hair) < 300 else _scaled(app.hair, 0.8)
-    if v2:
-        streak = max(5, int(round(0.05 * unit)))
-        hair[:, (np.arange(size) % streak) < streak // 2] = streak_color
-    else:
-        hair[:, ::max(2, int(round(0.012 * unit)))] = streak_color
+    streak = max(5, int(round(0.05 * unit)))
+    hair[:, (np.arange(size) % streak) < streak // 2] = streak_color
     tex[TX["hair"]] = hair
     tex[TX["shoe"]] = app.shoes
     tex[TX["eye"]] = app.eyes
@@ -408,10 +404,10 @@ class Puppet:
     """Draws one identity over one background at one size. ``draw(posed, i)`` returns the RGB frame, the person
     mask and keypoint confidences (1 visible, 0 occluded / turned away / out of frame)."""
 
-    def __init__(self, app: Appearance, background: np.ndarray, version: str = "lab/1"):
+    def __init__(self, app: Appearance, background: np.ndarray):
         self.app = app
         self.height, self.width = background.shape[:2]
-        self.textures = build_textures(app, self.height, version)
+        self.textures = build_textures(app, self.height)
         size = self.textures.shape[1]
         self.textures[TX["bg"], : self.height, : self.width] = background
         self._background = np.ascontiguousarray(background)
@@ -421,7 +417,7 @@ class Puppet:
         h = self.height
         self._w = {k: max(1, int(round(v * app.scale * h))) for k, v in WIDTH.items()}
         self._half = size // 2
-        self._lens_sigma = LENS_SIGMA_V2 * self.height / 64 if version == "lab/2" else 0.0
+        self._lens_sigma = LENS_SIGMA * self.height / 64
 
     def draw(self, posed: PosedFrames, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         app, labels, w = self.app, self._labels, self._w
@@ -470,8 +466,7 @@ class Puppet:
                             0, 0, 360, L["hair_long"], -1, cv2.LINE_8, SHIFT)
 
         rgb = self._compose(posed, i)
-        if self._lens_sigma:
-            rgb = cv2.GaussianBlur(rgb, (0, 0), self._lens_sigma, borderType=cv2.BORDER_REFLECT_101)
+        rgb = cv2.GaussianBlur(rgb, (0, 0), self._lens_sigma, borderType=cv2.BORDER_REFLECT_101)
         body_conf, face_conf = self._visibility(posed, i)
         return rgb, labels > 0, body_conf, face_conf
 

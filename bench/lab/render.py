@@ -54,10 +54,9 @@ class LabClip:
         self.height, self.width, self.face_size = g.height, g.width, g.face_size
         appearance_seq, background_seq, motion_seq = np.random.SeedSequence(spec.seed).spawn(3)
         self.appearance: Appearance = draw_appearance(np.random.default_rng(appearance_seq))
-        self.background = render_background(np.random.default_rng(background_seq), self.height, self.width,
-                                            spec.version)
+        self.background = render_background(np.random.default_rng(background_seq), self.height, self.width)
         self.motion: Motion = generate_motion(motion_seq, spec.n_frames, spec.fps, X_RANGE)
-        self.puppet = Puppet(self.appearance, self.background, spec.version)
+        self.puppet = Puppet(self.appearance, self.background)
         self.posed = pose_frames(self.appearance, self.motion.angles, self.motion.yaw, self.motion.root_x,
                                  self.height, self.width)
         self.cropper = StreamingCropper(self.face_size, self.height, self.width)

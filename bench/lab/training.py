@@ -29,12 +29,9 @@ import numpy as np
 import torch
 
 from bench.errors import ConfigError, DataError, WeightsError
+from bench.lab.spec import LAB_VERSION as LAB_MODELS_VERSION  # the renderer the lab models train on
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-LAB_MODELS_VERSION = "lab/2"
-"""The renderer version the lab model training commands render their train split with."""
 
 
 def lab_architecture():
@@ -94,14 +91,14 @@ class BaseTrainConfig:
     clips: int = 256
     windows_per_clip: int = 2
     chunk_frames: int = 77  # lab segments as Wan-Animate's: 77 frames -> 20 latent slices
-    first_segment_p: float = 0.2  # no carried frame (segment 0 of a rollout)
+    first_segment_p: float = 0.3  # no carried frame (segment 0 of a rollout; 0.2 left its 1-frame first slice as noise)
     # windows with a carried frame see a blurred, colour-shifted reference with this probability, so the exact
     # room and the current look must come from the carried frame (Wan-Animate continues from its carried
     # frames; a base that copies the room from the reference slot cannot show carry-over drift)
     reference_degrade_p: float = 0.5
     pose_dropout_p: float = 0.05
     batch_size: int = 4
-    steps: int = 1200
+    steps: int = 1400
     lr: float = 6e-4
     warmup: int = 50
     shift: float = 5.0
