@@ -452,6 +452,7 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
                                          "numpy_rng": rng.bit_generator.state, "torch_rng": gen.get_state()})
     bar.close()
     tr.eval().requires_grad_(False)
+    to_bf16_storage(tr)
     comps.trained = True
     comps.source = f"lab base (python -m bench lab train base; {step} steps, digest {digest})"
     wan.save_components(comps, out)
@@ -463,6 +464,16 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
     ckpt_path.unlink(missing_ok=True)
     print(f"lab base: loss {log['loss_first100']:.4f} -> {log['loss_last100']:.4f} after {step} steps -> {out}")
     return log
+
+
+def to_bf16_storage(model: torch.nn.Module) -> None:
+    """Cast ``model`` to bf16 in place except its ``_keep_in_fp32_modules`` (what diffusers' ``torch_dtype``
+    loading does): the lab runs the transformer in bf16 (``wan_animate``'s default dtype), so the shipped file
+    stores it that way, at half the size."""
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    for name, param in model.named_parameters():
+        if param.is_floating_point() and not keep & set(name.split(".")):
+            param.data = param.data.to(torch.bfloat16)
 
 
 def config_with(cls, overrides: list[str]):
