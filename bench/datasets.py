@@ -70,7 +70,7 @@ def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = Non
     """``(sample id, frames, fps)`` of every sample of a dataset, without rendering or decoding anything
     (a fast check of ``--dataset``, ``--size``, ``--samples`` and ``--durations`` before a run starts).
     Lab manifests give their clips' pinned length; ``lab-train`` renders at any length (``n_frames``)."""
-    from bench.lab.spec import LabSpec, get_size
+    from bench.lab.spec import LAB_FPS, get_size
 
     path = Path(name)
     if path.is_dir():
@@ -84,7 +84,7 @@ def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = Non
         from bench.lab.splits import TRAIN_CLIPS, TRAIN_FRAMES
 
         get_size(size)
-        return [(f"lab-train-{i:05d}", n_frames or TRAIN_FRAMES, LabSpec().fps) for i in range(TRAIN_CLIPS)]
+        return [(f"lab-train-{i:05d}", n_frames or TRAIN_FRAMES, LAB_FPS) for i in range(TRAIN_CLIPS)]
     if name == "lab-test":
         from data_manifests import LAB_TEST
 

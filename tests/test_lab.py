@@ -179,6 +179,16 @@ def test_load_dataset_lab_test_and_bad_names(tmp_path):
     assert set(DATASETS) >= {"lab-test", "lab-train"}
 
 
+def test_describe_lab_train_without_rendering():
+    from bench.datasets import describe_dataset
+    from bench.lab.spec import LAB_FPS
+    from bench.lab.splits import TRAIN_CLIPS
+
+    described = describe_dataset("lab-train", n_frames=250)
+    assert len(described) == TRAIN_CLIPS
+    assert described[0] == ("lab-train-00000", 250, LAB_FPS)
+
+
 def test_cli_render_train_and_strip(tmp_path, capsys):
     import argparse
 
