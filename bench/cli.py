@@ -177,7 +177,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from bench.records import read_scores, shard_pattern
+    from bench.records import ExperimentManifest, read_scores, shard_pattern
     from bench.runner import merge_shards
     from bench.tables import write_tables
 
@@ -187,7 +187,8 @@ def cmd_table(args) -> int:
         print(f"merged shards into {merge_shards(results / 'scores' / experiment)}", file=sys.stderr)
     records = read_scores(results / "scores" / experiment)
     folder = results / "tables" / experiment
-    board, paths = write_tables(records, folder, args.layout)
+    run = ExperimentManifest.read(results / "scores" / experiment)
+    board, paths = write_tables(records, folder, args.layout, list(run.methods) if run else None)
     text = {"md": board.markdown(), "csv": board.csv(), "latex": board.latex()}[args.format]
     print(text)
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)

@@ -351,9 +351,9 @@ def build_report(experiment: str, results: Path, times: Sequence[float] = DEFAUL
     if not records:
         raise DataError(f"no scores for experiment {experiment!r} in {folder} (the files are empty)",
                         fix="run `python -m bench run ...` again")
-    boards = leaderboards(records, layout)
+    run = ExperimentManifest.read(folder)  # the dataset, size and method order of the run
+    boards = leaderboards(records, layout, list(run.methods) if run else None)
     untrained = untrained_methods(records)
-    run = ExperimentManifest.read(folder)  # the dataset and size the rollouts were generated from
     dataset = run.dataset if run else next((r.dataset for r in records if r.dataset), "lab-test")
     size = run.size if run else next((r.size for r in records if r.size), "lab-64")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")

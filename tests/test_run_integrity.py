@@ -254,3 +254,18 @@ def test_os_errors_are_words_not_errno_numbers(tmp_path):
     with pytest.raises(BenchError) as err:
         check_writable(blocker / "results")  # a folder inside a file
     assert "Errno" not in str(err.value) and "not a directory" in err.value.message
+
+
+def test_bench_table_rows_follow_the_experiment_manifest_method_order(tmp_path, capsys):
+    from bench.records import ExperimentManifest
+
+    folder = tmp_path / "scores" / "table2"
+    folder.mkdir(parents=True)
+    order = ("wan_animate", "wan_animate@no_plp", "everanimate@no_rfm", "everanimate")
+    records = [_record(m, 20.0 + i) for i, m in enumerate(reversed(order))]
+    (folder / "scores.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
+    ExperimentManifest(experiment="table2", dataset="lab-test", size="lab-64", fps=25, window_s=5.0,
+                       durations=(10.0,), pose_padding="error", seed=42, methods=order).write(folder)
+    assert main(["table", "--experiment", "table2", "--results", str(tmp_path), "--layout", "ablation"]) == 0
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["Wan-Animate", "w/o PLP (RFM, pixel carry-over)", "w/o RFM (stage 1)", "EverAnimate"]
