@@ -160,3 +160,27 @@ def test_onednn_conv3d_matches_the_native_kernel_and_leaves_training_alone():
         grad_out = fast(x)
     assert not any(e.key == "aten::mkldnn_convolution" for e in prof.key_averages())
     assert torch.equal(grad_out.detach(), native)
+
+
+def test_rsqrt_rms_norm_matches_diffusers_and_leaves_training_alone():
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    from bench.models.wan import rsqrt_rms_norm
+
+    torch.manual_seed(0)
+    norm = WanRMS_norm(8, images=False)
+    norm.gamma.data.uniform_(0.5, 1.5)
+    x = torch.randn(1, 8, 3, 16, 16)
+    x[..., 0, 0] = 0.0  # a zero vector: the same 1e-12 floor, no NaN
+    with torch.no_grad():
+        native = norm(x)
+    fast = rsqrt_rms_norm(torch.nn.Sequential(norm))[0]
+    assert "forward" in fast.__dict__ and rsqrt_rms_norm(fast) is fast  # idempotent
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        out = fast(x)
+    assert not any(e.key == "aten::linalg_vector_norm" for e in prof.key_averages())
+    torch.testing.assert_close(out, native, rtol=1e-6, atol=1e-6)
+    with torch.profiler.profile() as prof:  # gradients on: diffusers' own forward
+        grad_out = fast(x)
+    assert any(e.key == "aten::linalg_vector_norm" for e in prof.key_averages())
+    assert torch.equal(grad_out.detach(), native)

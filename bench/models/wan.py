@@ -200,7 +200,7 @@ def tiny_components(seed: int = 0, config: WanComponentsConfig = WanComponentsCo
                                          crop_size={"height": c.clip_image_size, "width": c.clip_image_size})
     for m in (transformer, vae, image_encoder):
         m.eval().requires_grad_(False)
-    onednn_conv3d(vae)
+    cpu_fast_paths(vae)
     comps = WanComponents(transformer=transformer, vae=vae, image_encoder=image_encoder,
                           image_processor=image_processor, scheduler=None, prompt_embeds=prompt_embeds,
                           source=f"tiny-random(seed={seed})", trained=False, config=c)
@@ -287,13 +287,41 @@ def load_components(model_dir: str | os.PathLike, dtype: torch.dtype = torch.bfl
     for m in (transformer, vae, image_encoder, text_encoder):
         if m is not None:
             m.eval().requires_grad_(False)
-    onednn_conv3d(vae)
+    cpu_fast_paths(vae)
     config = WanComponentsConfig(**bench_info["config"]) if bench_info.get("config") else None
     return WanComponents(transformer=transformer, vae=vae, image_encoder=image_encoder,
                          image_processor=image_processor, scheduler=scheduler, text_encoder=text_encoder,
                          tokenizer=tokenizer, prompt_embeds=prompt_embeds,
                          source=bench_info.get("source", str(root)), trained=bool(bench_info.get("trained", True)),
                          config=config)
+
+
+def cpu_fast_paths(vae: torch.nn.Module) -> torch.nn.Module:
+    """The Wan VAE's gradient-free float32 CPU fast paths (``onednn_conv3d``, ``rsqrt_rms_norm``); returns ``vae``."""
+    return rsqrt_rms_norm(onednn_conv3d(vae))
+
+
+def rsqrt_rms_norm(module: torch.nn.Module) -> torch.nn.Module:
+    """Compute the channel-first ``WanRMS_norm`` layers of ``module`` as ``x * rsqrt(sum(x^2))`` for
+    gradient-free float32 CPU calls.
+
+    diffusers normalises with ``F.normalize(x, dim=1)``, whose strided reduction over the channels of an
+    ``NCTHW`` tensor took 22 % of a lab chunk's decode (5.4 ms for 32 x 6 x 64 x 64, 0.76 ms this way; equal
+    within 2e-7, the same 1e-12 floor on the norm). Other calls keep diffusers' forward. Idempotent."""
+    import types
+
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    def forward(self, x):
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.channel_first
+                and not torch.is_grad_enabled()):
+            return x * torch.rsqrt(x.square().sum(1, keepdim=True).clamp_min(1e-24)) * self.scale * self.gamma + self.bias
+        return WanRMS_norm.forward(self, x)
+
+    for m in module.modules():
+        if isinstance(m, WanRMS_norm) and "forward" not in m.__dict__:
+            m.forward = types.MethodType(forward, m)
+    return module
 
 
 def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
@@ -339,7 +367,7 @@ def load_vae(model_dir: str | os.PathLike, dtype: torch.dtype = torch.float32, m
     except Exception as exc:
         raise WeightsError(f"{method}: cannot load the Wan VAE from {root / 'vae'}: {exc}",
                            fix="the folder is incomplete or corrupt; download it again (" + DOWNLOAD_FIX + ")") from exc
-    return onednn_conv3d(vae.eval().requires_grad_(False))
+    return cpu_fast_paths(vae.eval().requires_grad_(False))
 
 
 def save_components(components: WanComponents, out_dir: str | os.PathLike) -> Path:
