@@ -66,10 +66,18 @@ def _lab_manifest_samples(path: Path, n_frames: int | None, size: str, cache_roo
     return _render_lab(records, cache_root, progress)
 
 
+def _train_frames(n_frames: int | None) -> int:
+    """A lab-train clip's length for a run needing ``n_frames``: the split's 250 frames, longer on request
+    (a shorter duration scores a prefix of the clip, as on lab-test)."""
+    from bench.lab.splits import TRAIN_FRAMES
+
+    return max(n_frames or TRAIN_FRAMES, TRAIN_FRAMES)
+
+
 def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = None) -> list[tuple[str, int, int]]:
     """``(sample id, frames, fps)`` of every sample of a dataset, without rendering or decoding anything
     (a fast check of ``--dataset``, ``--size``, ``--samples`` and ``--durations`` before a run starts).
-    Lab manifests give their clips' pinned length; ``lab-train`` renders at any length (``n_frames``)."""
+    Lab manifests give their clips' pinned length; ``lab-train`` clips are 250 frames or ``n_frames`` if longer."""
     from bench.lab.spec import LAB_FPS, get_size
 
     path = Path(name)
@@ -81,10 +89,10 @@ def describe_dataset(name: str, size: str = "lab-64", n_frames: int | None = Non
             raise DataError(f"{path} holds no sample folders (*/sample.json)", fix="point --dataset at rendered samples")
         return [(s.id, s.n_frames, s.fps) for s in map(FileSample.from_folder, folders)]
     if name == "lab-train":
-        from bench.lab.splits import TRAIN_CLIPS, TRAIN_FRAMES
+        from bench.lab.splits import TRAIN_CLIPS
 
         get_size(size)
-        return [(f"lab-train-{i:05d}", n_frames or TRAIN_FRAMES, LAB_FPS) for i in range(TRAIN_CLIPS)]
+        return [(f"lab-train-{i:05d}", _train_frames(n_frames), LAB_FPS) for i in range(TRAIN_CLIPS)]
     if name == "lab-test":
         from data_manifests import LAB_TEST
 
@@ -126,10 +134,10 @@ def load_dataset(name: str, *, n_frames: int | None, cache_root: str | os.PathLi
         get_size(size)
         return _lab_manifest_samples(LAB_TEST, n_frames, size, cache_root, progress)
     if name == "lab-train":
-        from bench.lab.splits import TRAIN_FRAMES, train_specs
+        from bench.lab.splits import train_specs
 
         get_size(size)
-        specs = train_specs(size=size, n_frames=n_frames or TRAIN_FRAMES)
+        specs = train_specs(size=size, n_frames=_train_frames(n_frames))
         return _render_lab([(sid, spec, None) for sid, spec in specs], cache_root, progress)
     path = Path(name)
     if path.suffix == ".jsonl" or path.is_file():

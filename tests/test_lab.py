@@ -187,6 +187,8 @@ def test_describe_lab_train_without_rendering():
     described = describe_dataset("lab-train", n_frames=250)
     assert len(described) == TRAIN_CLIPS
     assert described[0] == ("lab-train-00000", 250, LAB_FPS)
+    assert describe_dataset("lab-train", n_frames=50)[0][1] == 250  # a 2 s run scores a prefix of the clip
+    assert describe_dataset("lab-train", n_frames=400)[0][1] == 400
 
 
 def test_cli_render_train_and_strip(tmp_path, capsys):
