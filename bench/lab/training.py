@@ -468,8 +468,9 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
 
 def to_bf16_storage(model: torch.nn.Module) -> None:
     """Cast ``model`` to bf16 in place except its ``_keep_in_fp32_modules`` (what diffusers' ``torch_dtype``
-    loading does): the lab runs the transformer in bf16 (``wan_animate``'s default dtype), so the shipped file
-    stores it that way, at half the size."""
+    loading does), so the shipped file is half the size. The lab loads it back in float32 (exactly, from
+    bf16); rounding the trained float32 weights to bf16 did not move the lab's 10 s PSNR (21.5 dB either way
+    on two test subjects)."""
     keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
     for name, param in model.named_parameters():
         if param.is_floating_point() and not keep & set(name.split(".")):

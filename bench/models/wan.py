@@ -308,8 +308,6 @@ def rsqrt_rms_norm(module: torch.nn.Module) -> torch.nn.Module:
     diffusers normalises with ``F.normalize(x, dim=1)``, whose strided reduction over the channels of an
     ``NCTHW`` tensor took 22 % of a lab chunk's decode (5.4 ms for 32 x 6 x 64 x 64, 0.76 ms this way; equal
     within 2e-7, the same 1e-12 floor on the norm). Other calls keep diffusers' forward. Idempotent."""
-    import types
-
     from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 
     def forward(self, x):
@@ -318,9 +316,17 @@ def rsqrt_rms_norm(module: torch.nn.Module) -> torch.nn.Module:
             return x * torch.rsqrt(x.square().sum(1, keepdim=True).clamp_min(1e-24)) * self.scale * self.gamma + self.bias
         return WanRMS_norm.forward(self, x)
 
+    return _bind_to_instances(module, WanRMS_norm, "forward", forward)
+
+
+def _bind_to_instances(module: torch.nn.Module, cls: type, name: str, method) -> torch.nn.Module:
+    """Bind ``method`` as ``name`` on every ``cls`` instance inside ``module`` that does not have its own yet
+    (idempotent); returns ``module``."""
+    import types
+
     for m in module.modules():
-        if isinstance(m, WanRMS_norm) and "forward" not in m.__dict__:
-            m.forward = types.MethodType(forward, m)
+        if isinstance(m, cls) and name not in m.__dict__:
+            setattr(m, name, types.MethodType(method, m))
     return module
 
 
@@ -332,7 +338,6 @@ def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
     which is every causal convolution of a Wan VAE chunk at lab sizes (a 32-channel conv over 6 x 64 x 64 takes
     109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding). Other calls
     (GPU, bf16, training) keep PyTorch's own choice. Idempotent; returns ``module``."""
-    import types
 
     def conv_forward(self, x, weight, bias):
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
@@ -341,10 +346,7 @@ def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
                                                      list(self.stride), list(self.dilation), self.groups)
         return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
 
-    for m in module.modules():
-        if isinstance(m, torch.nn.Conv3d) and "_conv_forward" not in m.__dict__:
-            m._conv_forward = types.MethodType(conv_forward, m)
-    return module
+    return _bind_to_instances(module, torch.nn.Conv3d, "_conv_forward", conv_forward)
 
 
 def check_vae_dir(model_dir: str | os.PathLike, method: str = "wan") -> None:
