@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.errors import WeightsError
+from bench.errors import ConfigError, WeightsError
 from bench.lab import shipped, training
 from bench.models import wan
 
@@ -126,6 +126,20 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     assert comps.trained and comps.config == training.lab_architecture()
     assert comps.transformer.config.num_layers == 4 and comps.vae.config.latents_std == vae_cfg["latents_std"]
     assert wan.vae_spatial_factor(comps.vae) == 4 and tuple(comps.transformer.config.patch_size) == (1, 4, 4)
+
+    common = [f"vae={tmp_path / 'vae'}", "steps=1", "clips=2", "windows_per_clip=1", "batch_size=1", "chunk_frames=9",
+              f"cache_root={cache}"]
+    more = training.train_base(training.config_with(training.BaseTrainConfig, common + [
+        f"out={tmp_path / 'more'}", f"init={tmp_path / 'base'}"]), progress=False)
+    assert more["steps_total"] == 3 and more["init_digest"] == wan.fingerprint(tmp_path / "base")
+    wider = training.train_base(training.config_with(training.BaseTrainConfig, common + [
+        f"out={tmp_path / 'wide'}", 'dit={"num_heads": 6}']), progress=False)
+    wide = wan.load_components(tmp_path / "wide", dtype=torch.float32)
+    assert wide.transformer.config.num_attention_heads == 6 and wide.config.num_heads == 6
+    assert wider["digest"] != base_log["digest"]
+    assert len(list((tmp_path / "cache/lab_base_windows").glob("*.pt"))) == 1  # one window encoding for all three
+    with pytest.raises(ConfigError, match="vae_z_dim"):
+        training.base_architecture(training.config_with(training.BaseTrainConfig, ['dit={"vae_z_dim": 8}']))
 
 
 @pytest.mark.skipif(not SHIPPED, reason="the lab models are not shipped in this checkout")

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,17 @@ def lab_architecture():
                                face_heads=2, clip_hidden=64, clip_layers=2, clip_heads=2, clip_image_size=32,
                                clip_patch=8, vae_base_dim=16, vae_dim_mult=(1, 2, 2), vae_z_dim=16,
                                vae_temporal_downsample=(True, True), vae_residual=True, patch_size=(1, 4, 4))
+
+
+def base_architecture(cfg: "BaseTrainConfig"):
+    """``lab_architecture()`` with the run's DiT overrides (``cfg.dit``); VAE and CLIP fields cannot change."""
+    arch = lab_architecture()
+    fixed = sorted(k for k in cfg.dit if k.startswith(("vae_", "clip_")) or k not in arch.__dataclass_fields__)
+    if fixed:
+        raise ConfigError(f"dit overrides {fixed} are not DiT settings of WanComponentsConfig",
+                          fix="override DiT fields only (num_layers, num_heads, head_dim, ffn_dim, patch_size, ...)")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.dit.items()}
+    return replace(arch, **values)
 
 
 def _warmup_cosine(opt, warmup: int, steps: int):
@@ -105,6 +116,9 @@ class BaseTrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     encode_batch: int = 8
+    init: str = ""  # a trained lab base folder whose transformer this run continues from (same architecture)
+    # WanComponentsConfig fields of the DiT to change from lab_architecture(), e.g. {"num_heads": 8}
+    dit: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -383,7 +397,7 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    arch = lab_architecture()
+    arch = base_architecture(cfg)
     vae_dir = Path(cfg.vae)
     if not (vae_dir / "config.json").is_file():
         raise WeightsError(f"no trained lab VAE at {vae_dir}", fix="train it first: python -m bench lab train vae")
@@ -391,12 +405,25 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
 
     vae = AutoencoderKLWan.from_pretrained(vae_dir).eval().requires_grad_(False)
     vae_digest = wan.fingerprint(vae_dir)
-    digest = _digest(asdict(cfg) | {"arch": asdict(arch), "vae": vae_digest})
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("init", "dit") or v}
+    init_digest = None
     comps = wan.tiny_components(seed=cfg.seed, config=arch)
     comps.vae = vae
+    if cfg.init:
+        if not (Path(cfg.init) / "model_index.json").is_file():
+            raise WeightsError(f"no lab base to continue from at {cfg.init}", fix="train one first, or drop init=")
+        init_digest = wan.fingerprint(cfg.init)
+        start = wan.load_components(cfg.init, dtype=torch.float32, method="lab base").transformer
+        comps.transformer.load_state_dict(start.state_dict())
+        init_log = Path(cfg.init) / "train_log.json"
+        init_log = json.loads(init_log.read_text()) if init_log.is_file() else {}
+        prior_steps = init_log.get("steps_total", init_log.get("steps"))
+    digest = _digest(settings | {"arch": asdict(arch), "vae": vae_digest, "init": init_digest})
     samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
 
-    cache_path = Path(cfg.cache_root) / "lab_base_windows" / f"{_digest([asdict(cfg), vae_digest, asdict(arch)])}.pt"
+    window_settings = {k: getattr(cfg, k) for k in ("dataset", "clips", "windows_per_clip", "chunk_frames", "seed")}
+    clip_settings = {k: v for k, v in asdict(arch).items() if k.startswith("clip_")}  # the window encodings' CLIP
+    cache_path = Path(cfg.cache_root) / "lab_base_windows" / f"{_digest([window_settings, vae_digest, clip_settings])}.pt"
     if cache_path.is_file():
         data = torch.load(cache_path, weights_only=True)
     else:
@@ -460,6 +487,9 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
            "loss_first100": float(np.mean(losses[:100])), "loss_last100": float(np.mean(losses[-100:])),
            "seconds_this_run": round(time.time() - t0, 1), "windows": n,
            "transformer_params": int(sum(p.numel() for p in tr.parameters()))}
+    if cfg.init:
+        log |= {"init": cfg.init, "init_digest": init_digest,
+                "steps_total": (prior_steps or 0) + step if prior_steps is not None else None}
     (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
     ckpt_path.unlink(missing_ok=True)
     print(f"lab base: loss {log['loss_first100']:.4f} -> {log['loss_last100']:.4f} after {step} steps -> {out}")
