@@ -30,8 +30,9 @@ class WanAnimateConfig:
     def __post_init__(self):
         if (self.model_dir is None) == (self.components is None):
             raise ConfigError("give exactly one of model_dir (a local Wan2.2-Animate-14B-Diffusers folder or a lab "
-                              "model folder) and components='tiny-random'",
-                              fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers, or components='tiny-random'")
+                              "model folder) and components ('lab' or 'tiny-random')",
+                              fix="pass model_dir=/path/to/Wan2.2-Animate-14B-Diffusers, components='lab' or "
+                                  "components='tiny-random'")
         if self.components not in (None, "tiny-random", "lab"):
             raise ConfigError(f"unknown components {self.components!r}",
                               fix="use components='tiny-random' or 'lab', or model_dir=FOLDER")

@@ -127,6 +127,18 @@ def parse_method_args(items: list[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Alternative weight sources of a method: one given by a more specific layer (CLI > --config > preset) replaces
+# the other from a less specific one, so `--method-arg wan_animate.model_dir=DIR` works under the lab preset.
+WEIGHT_SOURCES = ("model_dir", "components")
+
+
+def _overlay(args: dict[str, Any], layer: dict[str, Any]) -> None:
+    if any(key in layer for key in WEIGHT_SOURCES):
+        for key in WEIGHT_SOURCES:
+            args.pop(key, None)
+    args.update(layer)
+
+
 def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any) -> RunConfig:
     """Defaults < preset file < ``--config`` file < CLI values (None means "not given")."""
     from bench.registry import preset_path
@@ -136,12 +148,12 @@ def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any
     for source in filter(None, [preset_path(preset), config_file]):
         values = load_config_file(source)
         for name, args in values.pop("method_args", {}).items():
-            method_args.setdefault(name, {}).update(args)
+            _overlay(method_args.setdefault(name, {}), args)
         merged.update(values)
     cli_args = cli.pop("method_args", None) or {}
     merged.update({k: _coerce(k, v) for k, v in cli.items() if v is not None})
     for name, args in cli_args.items():
-        method_args.setdefault(name, {}).update(args)
+        _overlay(method_args.setdefault(name, {}), args)
     merged["method_args"] = tuple(sorted((m, freeze_args(a)) for m, a in method_args.items()))
     known = {f.name for f in fields(RunConfig)}
     unknown = set(merged) - known

@@ -47,6 +47,14 @@ def test_precedence_cli_over_config_over_preset(tmp_path):
         build_config("lab", config_file=str(bad))
 
 
+def test_model_dir_on_the_command_line_replaces_the_presets_lab_components():
+    c = build_config("lab", method_args=parse_method_args(["wan_animate.model_dir=/weights", "wan_animate.steps=8"]))
+    assert c.args_for("wan_animate") == {"model_dir": "/weights", "steps": 8}
+    assert c.args_for("everanimate") == {"components": "lab"}
+    back = build_config("lab", method_args=parse_method_args(["wan_animate.components=tiny-random"]))
+    assert back.args_for("wan_animate") == {"components": "tiny-random"}
+
+
 def test_help_explains_each_subcommand():
     for cmd in ("run", "score", "table", "doctor", "ls"):
         out = subprocess.run([sys.executable, "-m", "bench", cmd, "--help"], cwd=REPO, capture_output=True, text=True,
