@@ -39,11 +39,12 @@ def lab_architecture():
     compression (base 16, multipliers 1-2-2, 16 latent channels: 64x64 frames -> 16x16 latents, dense enough
     for the lab's detail; Wan2.2's residual up / down blocks, whose parameter-free shortcuts learned about
     10x faster per step on lab frames than the plain blocks), DiT patches of (1, 4, 4) (16x16 latents -> 4x4 tokens per slice, lab v1's token
-    count), 4 layers of 4 x 64 (a 256-wide stream for the 256 latent values of a patch), FFN 1024, face crops
-    of 16 x 16 (lab-64's face size)."""
+    count), 4 layers of 6 x 64 (a 384-wide stream: at 256 wide, the 256 latent values of a patch, the base could
+    not carry both the noise and the picture and lost 0.65 dB, benchmarks/results/lab_base_width.md), FFN 1024,
+    face crops of 16 x 16 (lab-64's face size)."""
     from bench.models.wan import WanComponentsConfig
 
-    return WanComponentsConfig(num_layers=4, num_heads=4, head_dim=64, ffn_dim=1024, freq_dim=64, text_dim=64,
+    return WanComponentsConfig(num_layers=4, num_heads=6, head_dim=64, ffn_dim=1024, freq_dim=64, text_dim=64,
                                text_tokens=16, inject_face_every=2, motion_encoder_size=16, motion_channels=32,
                                motion_style_dim=64, motion_dim=16, motion_encoder_dim=64, face_hidden_dim=64,
                                face_heads=2, clip_hidden=64, clip_layers=2, clip_heads=2, clip_image_size=32,
@@ -100,7 +101,7 @@ class BaseTrainConfig:
     dataset: str = "lab-train"
     cache_root: str = ".cache/bench"
     clips: int = 256
-    windows_per_clip: int = 2
+    windows_per_clip: int = 4
     chunk_frames: int = 77  # lab segments as Wan-Animate's: 77 frames -> 20 latent slices
     first_segment_p: float = 0.3  # no carried frame (segment 0 of a rollout; 0.2 left its 1-frame first slice as noise)
     # windows with a carried frame see a blurred, colour-shifted reference with this probability, so the exact
