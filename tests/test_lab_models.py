@@ -156,7 +156,7 @@ def test_shipped_lab_models_verify_and_fit_the_budget():
 def test_altered_shipped_checkpoint_fails_before_generation(tmp_path):
     copy = tmp_path / "lab"
     shutil.copytree(REPO / "models/lab", copy)
-    weights = copy / "wan_animate_base/transformer/diffusion_pytorch_model.safetensors"
+    weights = copy / "wan_animate_base/transformer/diffusion_pytorch_model-00003-of-00003.safetensors"
     data = bytearray(weights.read_bytes())
     data[-100] ^= 0xFF
     weights.write_bytes(bytes(data))
