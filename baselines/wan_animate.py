@@ -136,7 +136,7 @@ class WanAnimate(Animator):
         if cfg.lora is not None:
             from bench.models.lora import load_lora
 
-            self.lora_info = load_lora(comps.transformer, self.lora_path, scale=cfg.lora_scale)
+            self.lora_info = load_lora(comps.transformer, self.lora_path, scale=cfg.lora_scale, merge=True)
         self.components = comps.to(device)
         self.scheduler = make_scheduler(comps, shift=cfg.shift, solver=cfg.solver)
 

@@ -139,7 +139,7 @@ class EverAnimate(Animator):
             if dtype != torch.float32:
                 comps.transformer.to(dtype)
         if self.lora is not None:
-            self.lora_info = load_lora(comps.transformer, self.lora, scale=self.lora_scale)
+            self.lora_info = load_lora(comps.transformer, self.lora, scale=self.lora_scale, merge=True)
         comps.to(device)
         self.components = comps
         sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)

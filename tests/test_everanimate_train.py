@@ -54,6 +54,26 @@ def test_lora_save_load_roundtrip_is_exact(tmp_path):
         assert torch.equal(tr(x, *args).sample, fresh(x, *args).sample)
 
 
+def test_merged_lora_matches_the_unmerged_forward(tmp_path):
+    """Inference loads merge the (scaled) update into the base weights: same output, no per-call LoRA path."""
+    path = save_lora(_randomised_lora(seed=2), tmp_path / "l.safetensors")
+    plain, merged = wan.tiny_components(seed=0).transformer, wan.tiny_components(seed=0).transformer
+    assert load_lora(plain, path, scale=0.5)["merged"] is False
+    assert load_lora(merged, path, scale=0.5, merge=True)["merged"] is True
+    x = torch.randn(1, 36, 2, 8, 8)
+    args = (torch.tensor([500.0]), torch.randn(1, 16, 32), torch.randn(1, 17, 32), torch.randn(1, 16, 1, 8, 8),
+            torch.rand(1, 3, 1, 16, 16))
+    with torch.no_grad():
+        out_plain, out_merged = plain(x, *args).sample, merged(x, *args).sample
+        merged.disable_adapters()
+        base = merged(x, *args).sample
+    assert torch.allclose(out_plain, out_merged, atol=1e-5) and not torch.allclose(base, out_merged, atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(base, wan.tiny_components(seed=0).transformer(x, *args).sample, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be trained"):
+        load_lora(wan.tiny_components(seed=0).transformer, path, trainable=True, merge=True)
+
+
 def test_diffsynth_key_names_load_into_diffusers(tmp_path):
     tr = _randomised_lora(seed=1)
     ours = lora_state_dict(tr)

@@ -148,8 +148,11 @@ def read_lora_file(path: str | Path) -> tuple[dict[str, torch.Tensor], float | N
     return out, alpha, fmt
 
 
-def load_lora(transformer, path: str | Path, trainable: bool = False, scale: float = 1.0) -> dict:
+def load_lora(transformer, path: str | Path, trainable: bool = False, scale: float = 1.0, merge: bool = False) -> dict:
     """Add the LoRA in ``path`` to ``transformer`` (either key format) and load its weights exactly.
+
+    ``merge=True`` (inference) folds the scaled update into the base weights, so a forward pass costs what the
+    base model's does (the adapter is kept: ``disable_adapters`` still restores the base).
 
     Raises ``WeightsError`` listing every key that matches no layer of the model or has the wrong shape.
     Rank comes from the factors; alpha from the file (metadata or ``.alpha`` keys), else alpha = rank."""
@@ -194,6 +197,14 @@ def load_lora(transformer, path: str | Path, trainable: bool = False, scale: flo
         for m in transformer.modules():
             if isinstance(m, LoraLayer):
                 m.scale_layer(scale)
+    if merge:
+        if trainable:
+            raise ValueError("load_lora: a merged LoRA cannot be trained")
+        from peft.tuners.lora import LoraLayer
+
+        for m in transformer.modules():
+            if isinstance(m, LoraLayer):
+                m.merge()
     for p in lora_parameters(transformer):
         p.requires_grad_(trainable)
-    return {"format": fmt, "rank": rank, "alpha": config.lora_alpha, "layers": len(layers)}
+    return {"format": fmt, "rank": rank, "alpha": config.lora_alpha, "layers": len(layers), "merged": merge}

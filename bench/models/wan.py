@@ -336,17 +336,28 @@ def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
 
     PyTorch picks its naive ``slow_conv3d`` kernel for a batch of one whose ``N * C * D * H`` is at most 20,480,
     which is every causal convolution of a Wan VAE chunk at lab sizes (a 32-channel conv over 6 x 64 x 64 takes
-    109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding). Other calls
-    (GPU, bf16, training) keep PyTorch's own choice. Idempotent; returns ``module``."""
+    109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding), with the weight
+    and input in channels-last layout (a lab chunk's decode 1.23 -> 1.08 s, its encode 0.50 -> 0.42 s). Other calls (GPU, bf16, training)
+    keep PyTorch's own choice. Idempotent; returns ``module``."""
 
     def conv_forward(self, x, weight, bias):
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
                 and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()):
-            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight, bias, list(self.padding),
-                                                     list(self.stride), list(self.dilation), self.groups)
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(memory_format=torch.channels_last_3d), _channels_last_copy(self, weight), bias,
+                                                     list(self.padding), list(self.stride), list(self.dilation),
+                                                     self.groups)
         return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
 
     return _bind_to_instances(module, torch.nn.Conv3d, "_conv_forward", conv_forward)
+
+
+def _channels_last_copy(conv: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` in channels-last-3d layout, cached on ``conv`` until the weight tensor or its data changes."""
+    cached = conv.__dict__.get("_weight_channels_last")
+    if cached is None or cached[0] is not weight or cached[1] != weight._version:
+        cached = (weight, weight._version, weight.detach().contiguous(memory_format=torch.channels_last_3d))
+        conv.__dict__["_weight_channels_last"] = cached
+    return cached[2]
 
 
 def check_vae_dir(model_dir: str | os.PathLike, method: str = "wan") -> None:
@@ -632,14 +643,14 @@ def vae_encode(vae, pixels: torch.Tensor) -> torch.Tensor:
     device = next(vae.parameters()).device
     latents = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist.mode()
     mean, recip_std = _latent_stats(vae, latents)
-    return (latents - mean) * recip_std
+    return ((latents - mean) * recip_std).contiguous()
 
 
 def vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """Pixels ``(B, 3, T', H, W)`` of standardised latents (``1 + k`` slices -> ``1 + 4k`` frames)."""
     latents = latents.to(vae.dtype)
     mean, recip_std = _latent_stats(vae, latents)
-    return vae.decode(latents / recip_std + mean, return_dict=False)[0]
+    return vae.decode(latents / recip_std + mean, return_dict=False)[0].contiguous()
 
 
 def i2v_mask(batch: int, latent_frames: int, latent_h: int, latent_w: int, known_frames: int,
