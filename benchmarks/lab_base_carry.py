@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", default="lab", help="wan_animate components ('lab') ...")
     parser.add_argument("--model-dir", default=None, help="... or a components folder")
+    parser.add_argument("--steps", type=int, default=12, help="sampling steps (default: the lab preset's 12)")
     parser.add_argument("--size", default="lab-64")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -54,12 +55,13 @@ def main() -> None:
     from bench.datasets import load_dataset
     from bench.models.wan import vae_decode, vae_encode
 
-    method = WanAnimate(**({"model_dir": args.model_dir} if args.model_dir else {"components": args.components}))
+    method = WanAnimate(steps=args.steps,
+                        **({"model_dir": args.model_dir} if args.model_dir else {"components": args.components}))
     method.load("cpu")
     samples = load_dataset("lab-test", n_frames=160, size=args.size, cache_root="results/cache", progress=False)
     L, r = method.config.chunk_frames, method.config.refert_num
     spec = plan_chunks(2 * L, L, r)[1]
-    print(f"# lab base carry reliance: {method.components.source}; {len(samples)} lab test subjects, segment 1 "
+    print(f"# lab base carry reliance: {method.components.source}; {args.steps} steps; {len(samples)} lab test subjects, segment 1 "
           f"(frames {spec.src_start}..{spec.src_start + L - 1}), same noise for every carry")
     print(f"# python {platform.python_version()}, torch {torch.__version__}, one thread")
     t0 = time.perf_counter()
