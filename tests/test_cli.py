@@ -50,9 +50,9 @@ def test_precedence_cli_over_config_over_preset(tmp_path):
 def test_model_dir_on_the_command_line_replaces_the_presets_lab_components():
     c = build_config("lab", method_args=parse_method_args(["wan_animate.model_dir=/weights", "wan_animate.steps=8"]))
     assert c.args_for("wan_animate") == {"model_dir": "/weights", "steps": 8}
-    assert c.args_for("everanimate") == {"components": "lab"}
+    assert c.args_for("everanimate") == {"components": "lab", "steps": 12}  # the lab preset samples 12 steps
     back = build_config("lab", method_args=parse_method_args(["wan_animate.components=tiny-random"]))
-    assert back.args_for("wan_animate") == {"components": "tiny-random"}
+    assert back.args_for("wan_animate") == {"components": "tiny-random", "steps": 12}
 
 
 def test_help_explains_each_subcommand():

@@ -99,7 +99,8 @@ def test_lab_presets_use_the_shipped_models_and_the_ablation_layout():
     from bench.config import build_config
 
     lab = build_config("lab", methods=["everanimate", "wan_animate"])
-    assert lab.args_for("everanimate") == {"components": "lab"} and lab.args_for("wan_animate") == {"components": "lab"}
+    assert lab.args_for("everanimate") == {"components": "lab", "steps": 12}
+    assert lab.args_for("wan_animate") == {"components": "lab", "steps": 12}
     ablation = build_config("lab-ablation")
     assert ablation.table_layout == "ablation"
     assert ablation.methods == ("wan_animate", "wan_animate@no_plp", "everanimate@no_rfm", "everanimate")

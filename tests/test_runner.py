@@ -104,7 +104,7 @@ def test_every_method_gets_the_same_reference_views_and_scores_say_how_many(tmp_
     data = tmp_path / "data"
     for i in range(2):
         write_synthetic_sample(data, f"s{i}", n=40, seed=i, n_refs=3)
-    args = {"everanimate": {"components": "tiny-random", "chunk_frames": 9},  # 20 steps: the release grid
+    args = {"everanimate": {"components": "tiny-random", "chunk_frames": 9, "steps": 20},  # the release grid
             "wan_animate": {"components": "tiny-random", "chunk_frames": 9, "steps": 2}}
     methods = ["everanimate", "wan_animate", "static_reference", "ground_truth"]
     single = run_grid(config(tmp_path, data, methods=methods, durations=[1], method_args=args))
