@@ -127,7 +127,7 @@ class TrainConfig:
     base: str = "tiny:lab-64"  # "tiny:<preset>" (random, untrained) or a diffusers Wan-Animate folder
     base_seed: int = 0  # seed of the tiny random base
     base_layers: int | None = None
-    init_lora: str | None = None  # stage 2: the stage-1 LoRA file (required with memory="plp")
+    init_lora: str | None = None  # the LoRA to start from: stage 2 the stage-1 file (required with memory="plp")
     memory: str = "plp"  # "plp": K identity + 1 motion latent slot; "pixel_carry": Wan-Animate's reference slot +
     #                      decoded carry-over frame (the "w/o PLP" ablation: RFM trained on the baseline's layout)
     output_dir: str = "runs/everanimate/stage1"

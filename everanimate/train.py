@@ -162,7 +162,7 @@ def base_fingerprint(config: TrainConfig) -> str:
 def attach_lora(transformer, config: TrainConfig) -> dict:
     from bench.models.lora import add_lora, load_lora
 
-    if config.stage == 2 and config.init_lora:
+    if config.init_lora:  # stage 2 from stage 1, or either stage continued from an earlier LoRA
         return {"init": config.init_lora, **load_lora(transformer, config.init_lora, trainable=True)}
     layers = add_lora(transformer, config.lora)
     return {"init": "zeros (B = 0)", "rank": config.lora.rank, "alpha": config.lora.lora_alpha, "layers": len(layers)}

@@ -187,6 +187,12 @@ def test_two_stages_cli_resume_and_stage2_starts_from_stage1(tmp_path, monkeypat
                  "--init-lora", str(s1 / "lora.safetensors"), "--no-progress"]) == 0
     assert all(torch.equal(seen[k.removeprefix("transformer.")], v) for k, v in stage1.items())
     assert (s2 / "lora.safetensors").is_file()
+    seen.clear()  # stage 1 continued from its own LoRA (it was once silently trained from zeros)
+    more = tmp_path / "s1_more"
+    assert main(["train", "--stage", "1", *common, "--steps", "1", "--output-dir", str(more),
+                 "--init-lora", str(s1 / "lora.safetensors"), "--no-progress"]) == 0
+    assert all(torch.equal(seen[k.removeprefix("transformer.")], v) for k, v in stage1.items())
+    assert __import__("json").loads((more / "train_log.json").read_text())["lora"]["init"] == str(s1 / "lora.safetensors")
 
 
 def _plp_batch(overrides, seed=0, stage=1):
