@@ -138,6 +138,9 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     narrow = wan.load_components(tmp_path / "narrow", dtype=torch.float32)
     assert narrow.transformer.config.num_attention_heads == 2 and narrow.config.num_heads == 2
     assert narrower["digest"] != base_log["digest"]
+    with pytest.raises(ConfigError, match="num_heads 2 \\(this run: 6\\)"):
+        training.train_base(training.config_with(training.BaseTrainConfig, common + [
+            f"out={tmp_path / 'mismatch'}", f"init={tmp_path / 'narrow'}"]), progress=False)
     assert len(list((tmp_path / "cache/lab_base_windows").glob("*.pt"))) == 1  # one window encoding for all three
     with pytest.raises(ConfigError, match="vae_z_dim"):
         training.base_architecture(training.config_with(training.BaseTrainConfig, ['dit={"vae_z_dim": 8}']))

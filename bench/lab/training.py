@@ -63,6 +63,19 @@ def base_architecture(cfg: "BaseTrainConfig"):
     return replace(arch, **values)
 
 
+def _check_same_dit(found, wanted, init: str) -> None:
+    """Refuse ``init=`` from a base whose DiT differs from the one this run builds, naming the fields."""
+    def norm(v):
+        return tuple(v) if isinstance(v, list) else v
+
+    differ = [f"{k} {norm(getattr(found, k))!r} (this run: {norm(getattr(wanted, k))!r})"
+              for k in wanted.__dataclass_fields__
+              if not k.startswith(("vae_", "clip_")) and norm(getattr(found, k)) != norm(getattr(wanted, k))]
+    if differ:
+        raise ConfigError(f"init={init} holds a base with another DiT: {', '.join(differ)}",
+                          fix="pass the dit= overrides that base was trained with (its train_log.json), or drop init=")
+
+
 def _warmup_cosine(opt, warmup: int, steps: int):
     """Linear warmup over ``warmup`` steps, then cosine from 1 to 0.1 of the lr at ``steps``."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
@@ -414,8 +427,9 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
         if not (Path(cfg.init) / "model_index.json").is_file():
             raise WeightsError(f"no lab base to continue from at {cfg.init}", fix="train one first, or drop init=")
         init_digest = wan.fingerprint(cfg.init)
-        start = wan.load_components(cfg.init, dtype=torch.float32, method="lab base").transformer
-        comps.transformer.load_state_dict(start.state_dict())
+        start = wan.load_components(cfg.init, dtype=torch.float32, method="lab base")
+        _check_same_dit(start.config, arch, cfg.init)
+        comps.transformer.load_state_dict(start.transformer.state_dict())
         init_log = Path(cfg.init) / "train_log.json"
         init_log = json.loads(init_log.read_text()) if init_log.is_file() else {}
         prior_steps = init_log.get("steps_total", init_log.get("steps"))
