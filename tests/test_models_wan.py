@@ -165,6 +165,10 @@ def test_onednn_conv3d_matches_the_native_kernel_and_leaves_training_alone():
     grad_out, ops = _run_profiled(fast, x, grad=True)  # gradients on: PyTorch's own kernel choice, identical values
     assert "aten::mkldnn_convolution" not in ops
     assert torch.equal(grad_out.detach(), native)
+    with torch.no_grad():  # weights changed in place (a state dict loaded): the channels-last copy follows
+        conv.weight.mul_(2)
+        changed = torch.nn.functional.conv3d(x, conv.weight, conv.bias, padding=(0, 1, 1))
+    torch.testing.assert_close(_run_profiled(fast, x, grad=False)[0], changed, rtol=1e-4, atol=1e-4)
 
 
 def test_rsqrt_rms_norm_matches_diffusers_and_leaves_training_alone():
