@@ -61,7 +61,8 @@ def main() -> None:
     samples = load_dataset("lab-test", n_frames=160, size=args.size, cache_root="results/cache", progress=False)
     L, r = method.config.chunk_frames, method.config.refert_num
     spec = plan_chunks(2 * L, L, r)[1]
-    print(f"# lab base carry reliance: {method.components.source}; {args.steps} steps; {len(samples)} lab test subjects, segment 1 "
+    print(f"# lab base carry reliance: {method.components.source}; {args.steps} steps; {len(samples)} lab test "
+          f"subjects, segment 1 "
           f"(frames {spec.src_start}..{spec.src_start + L - 1}), same noise for every carry")
     print(f"# python {platform.python_version()}, torch {torch.__version__}, one thread")
     t0 = time.perf_counter()

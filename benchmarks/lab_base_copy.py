@@ -22,21 +22,13 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    err = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return 10 * np.log10(255.0 ** 2 / err)
-
-
-def to_unit(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-
-
 @torch.no_grad()
 def main() -> None:
     torch.set_num_threads(1)
     from baselines.wan_animate import WanAnimate
     from bench.animator import AnimationRequest, plan_chunks
     from bench.datasets import load_dataset
+    from bench.metrics.pixel import psnr_per_frame
     from bench.models import wan
 
     model_dir = sys.argv[1] if len(sys.argv) > 1 else None
@@ -46,15 +38,16 @@ def main() -> None:
     print(f"# {comps.source}")
     samples = load_dataset("lab-test", n_frames=160, size="lab-64", cache_root="results/cache", progress=False)[:2]
     for s in samples:
-        request = AnimationRequest(sample=s, n_frames=2 * L, fps=25, height=64, width=64, seed=42, pose_padding="reflect")
+        request = AnimationRequest(sample=s, n_frames=2 * L, fps=25, height=64, width=64, seed=42,
+                                   pose_padding="reflect")
         state, spec = method.start(request), plan_chunks(2 * L, L, 1)[0]
         chunk = method.chunk_input(request, spec)
         frames, _ = method.step(state, chunk)
         gt = s.gt(0, L)
-        p = psnr(frames, gt)
+        p = psnr_per_frame(gt, frames)
         print(f"{s.id} segment 0 decoded PSNR: frame 0 {p[0]:.2f}, frames 1-4 {p[1:5].mean():.2f}, "
               f"5-8 {p[5:9].mean():.2f}, all {p.mean():.2f} dB")
-        x0 = wan.vae_encode(vae, to_unit(gt))
+        x0 = wan.vae_encode(vae, wan.video_pixels(gt, 64, 64))
         cond = torch.cat([state.reference, wan.carry_condition(vae, None, L, 64, 64, 1, known=False)], 2)
         pose = wan.pose_latents(vae, wan.video_pixels(chunk.pose, 64, 64))
         face = wan.video_pixels(chunk.face, comps.motion_encoder_size, comps.motion_encoder_size)
@@ -69,7 +62,7 @@ def main() -> None:
             err = ((noisy - sigma * v - full) ** 2).mean(dim=(0, 1, 3, 4))
             print(f"  sigma {sigma}: x0 latent MSE reference slot {err[0]:.3f}, slice 1 {err[1]:.3f}, "
                   f"slices 2+ {err[2:].mean():.3f}")
-        static = wan.vae_encode(vae, to_unit(np.repeat(s.references()[0][None], L, 0)))
+        static = wan.vae_encode(vae, wan.video_pixels(np.repeat(s.references()[0][None], L, 0), 64, 64))
         print(f"  copies: reference latents at slice 1 {((ref[:, :, 0] - x0[:, :, 0]) ** 2).mean():.3f}; "
               f"static reference video at slices 2+ {((static[:, :, 1:] - x0[:, :, 1:]) ** 2).mean():.3f}")
 

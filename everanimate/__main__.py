@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a config value, e.g. --set lora.rank=16 --set init_lora=runs/s1/lora.safetensors")
     t.add_argument("--steps", type=int)
     t.add_argument("--output-dir")
-    t.add_argument("--init-lora", help="the LoRA to start from: stage 2 the stage-1 file; either stage to continue an earlier run")
+    t.add_argument("--init-lora",
+                   help="the LoRA to start from: stage 2 the stage-1 file; either stage to continue an earlier run")
     t.add_argument("--no-resume", action="store_true", help="ignore checkpoints in the output folder")
     t.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

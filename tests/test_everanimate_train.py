@@ -192,7 +192,8 @@ def test_two_stages_cli_resume_and_stage2_starts_from_stage1(tmp_path, monkeypat
     assert main(["train", "--stage", "1", *common, "--steps", "1", "--output-dir", str(more),
                  "--init-lora", str(s1 / "lora.safetensors"), "--no-progress"]) == 0
     assert all(torch.equal(seen[k.removeprefix("transformer.")], v) for k, v in stage1.items())
-    assert __import__("json").loads((more / "train_log.json").read_text())["lora"]["init"] == str(s1 / "lora.safetensors")
+    more_log = __import__("json").loads((more / "train_log.json").read_text())
+    assert more_log["lora"]["init"] == str(s1 / "lora.safetensors")
 
 
 def _plp_batch(overrides, seed=0, stage=1):

@@ -55,7 +55,7 @@ def lab_architecture():
 def base_architecture(cfg: "BaseTrainConfig"):
     """``lab_architecture()`` with the run's DiT overrides (``cfg.dit``); VAE and CLIP fields cannot change."""
     arch = lab_architecture()
-    fixed = sorted(k for k in cfg.dit if k.startswith(("vae_", "clip_")) or k not in arch.__dataclass_fields__)
+    fixed = sorted(k for k in cfg.dit if k not in _dit_settings(arch))
     if fixed:
         raise ConfigError(f"dit overrides {fixed} are not DiT settings of WanComponentsConfig",
                           fix="override DiT fields only (num_layers, num_heads, head_dim, ffn_dim, patch_size, ...)")
@@ -63,14 +63,16 @@ def base_architecture(cfg: "BaseTrainConfig"):
     return replace(arch, **values)
 
 
+def _dit_settings(arch) -> dict:
+    """The DiT fields of a ``WanComponentsConfig`` (its VAE and CLIP fields are the lab's own), lists as tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in asdict(arch).items()
+            if not k.startswith(("vae_", "clip_"))}
+
+
 def _check_same_dit(found, wanted, init: str) -> None:
     """Refuse ``init=`` from a base whose DiT differs from the one this run builds, naming the fields."""
-    def norm(v):
-        return tuple(v) if isinstance(v, list) else v
-
-    differ = [f"{k} {norm(getattr(found, k))!r} (this run: {norm(getattr(wanted, k))!r})"
-              for k in wanted.__dataclass_fields__
-              if not k.startswith(("vae_", "clip_")) and norm(getattr(found, k)) != norm(getattr(wanted, k))]
+    have = _dit_settings(found)
+    differ = [f"{k} {have[k]!r} (this run: {v!r})" for k, v in _dit_settings(wanted).items() if have[k] != v]
     if differ:
         raise ConfigError(f"init={init} holds a base with another DiT: {', '.join(differ)}",
                           fix="pass the dit= overrides that base was trained with (its train_log.json), or drop init=")

@@ -158,6 +158,8 @@ def load_lora(transformer, path: str | Path, trainable: bool = False, scale: flo
     Rank comes from the factors; alpha from the file (metadata or ``.alpha`` keys), else alpha = rank."""
     import torch
 
+    if merge and trainable:
+        raise ValueError("load_lora: a merged LoRA cannot be trained")
     state, alpha, fmt = read_lora_file(path)
     if not state:
         raise WeightsError(f"LoRA file {path} holds no LoRA weights", fix="pass a LoRA file, not a base model")
@@ -191,19 +193,13 @@ def load_lora(transformer, path: str | Path, trainable: bool = False, scale: flo
     if unexpected:
         raise WeightsError(f"LoRA file {path}: keys not loaded: {', '.join(unexpected[:20])}",
                            fix="use the LoRA trained for this base model")
-    if scale != 1.0:
-        from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import LoraLayer
 
-        for m in transformer.modules():
-            if isinstance(m, LoraLayer):
+    for m in transformer.modules():
+        if isinstance(m, LoraLayer):
+            if scale != 1.0:
                 m.scale_layer(scale)
-    if merge:
-        if trainable:
-            raise ValueError("load_lora: a merged LoRA cannot be trained")
-        from peft.tuners.lora import LoraLayer
-
-        for m in transformer.modules():
-            if isinstance(m, LoraLayer):
+            if merge:
                 m.merge()
     for p in lora_parameters(transformer):
         p.requires_grad_(trainable)
