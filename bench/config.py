@@ -139,6 +139,21 @@ def _overlay(args: dict[str, Any], layer: dict[str, Any]) -> None:
     args.update(layer)
 
 
+def _with_variant_defaults(method_args: dict[str, dict[str, Any]], names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """A variant ``m@tag`` starts from ``m``'s arguments, its own section overlaid (e.g. the ablation rows keep
+    the preset's ``components`` and ``steps`` and change only ``lora``)."""
+    from bench.registry import method_base
+
+    out = dict(method_args)
+    for name in set(method_args) | set(names):
+        base = method_base(name)
+        if base != name and base in method_args:
+            args = dict(method_args[base])
+            _overlay(args, method_args.get(name, {}))
+            out[name] = args
+    return out
+
+
 def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any) -> RunConfig:
     """Defaults < preset file < ``--config`` file < CLI values (None means "not given")."""
     from bench.registry import preset_path
@@ -154,6 +169,8 @@ def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any
     merged.update({k: _coerce(k, v) for k, v in cli.items() if v is not None})
     for name, args in cli_args.items():
         _overlay(method_args.setdefault(name, {}), args)
+    named = tuple(merged.get("methods", RunConfig.methods)) + tuple(merged.get("baselines", ()))
+    method_args = _with_variant_defaults(method_args, named)
     merged["method_args"] = tuple(sorted((m, freeze_args(a)) for m, a in method_args.items()))
     known = {f.name for f in fields(RunConfig)}
     unknown = set(merged) - known

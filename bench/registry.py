@@ -133,7 +133,8 @@ def import_target(target: str, what: str) -> Any:
 
 def method_base(name: str) -> str:
     """``"everanimate@stage1"`` -> ``"everanimate"``: a *variant* is a registered method under another label,
-    with its own arguments (``[methods."everanimate@stage1"]`` in a preset), e.g. for ablation rows."""
+    with its own arguments (``[methods."everanimate@stage1"]`` in a preset, overlaid on the base method's), e.g.
+    for ablation rows."""
     return name.split("@", 1)[0]
 
 

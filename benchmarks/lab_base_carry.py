@@ -32,15 +32,6 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def psnr(pred: np.ndarray, gt: np.ndarray, keep: np.ndarray | None = None) -> float:
-    err = (pred.astype(np.float64) - gt.astype(np.float64)) ** 2
-    if keep is not None:
-        values = [e[k].mean() for e, k in zip(err, keep) if k.any()]
-    else:
-        values = list(err.reshape(len(err), -1).mean(1))
-    return float(np.mean([10 * np.log10(255.0 ** 2 / max(v, 1e-10)) for v in values]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--components", default="lab", help="wan_animate components ('lab') ...")
@@ -53,6 +44,8 @@ def main() -> None:
     from baselines.wan_animate import WanAnimate
     from bench.animator import AnimationRequest, plan_chunks
     from bench.datasets import load_dataset
+    from bench.metrics.face import background_psnr_per_frame
+    from bench.metrics.pixel import psnr_per_frame
     from bench.models.wan import vae_decode, vae_encode
 
     method = WanAnimate(steps=args.steps,
@@ -81,7 +74,8 @@ def main() -> None:
         for name, carry in carries.items():
             start = replace(state, next_chunk=1, carry=carry, generator=torch.Generator("cpu").manual_seed(7))
             frames, _ = method.step(start, chunk)
-            results[name].append((psnr(frames, gt[r:]), psnr(frames, gt[r:], ~masks[r:])))
+            results[name].append((psnr_per_frame(gt[r:], frames).mean(),
+                                  np.nanmean(background_psnr_per_frame(gt[r:], frames, masks[r:]))))
     print("\n  carry     PSNR  BG-PSNR   (mean over subjects, dB)")
     for name, values in results.items():
         arr = np.array(values)

@@ -104,7 +104,16 @@ def test_lab_presets_use_the_shipped_models_and_the_ablation_layout():
     ablation = build_config("lab-ablation")
     assert ablation.table_layout == "ablation"
     assert ablation.methods == ("wan_animate", "wan_animate@no_plp", "everanimate@no_rfm", "everanimate")
-    assert ablation.args_for("everanimate@no_rfm")["lora"] == "lab:everanimate/stage1/lora.safetensors"
+    assert ablation.args_for("everanimate@no_rfm") == {"components": "lab", "steps": 12,
+                                                      "lora": "lab:everanimate/stage1/lora.safetensors"}
+    assert ablation.args_for("wan_animate@no_plp")["steps"] == 12
+    # a variant starts from its method's arguments, at every layer: the CLI's steps reach the variant too,
+    # and a variant's own weight source replaces the method's
+    cli = build_config("lab-ablation", method_args={"everanimate": {"steps": 20},
+                                                    "wan_animate@no_plp": {"model_dir": "/weights"}})
+    assert cli.args_for("everanimate@no_rfm")["steps"] == 20
+    assert cli.args_for("wan_animate@no_plp") == {"model_dir": "/weights", "steps": 12,
+                                                  "lora": "lab:ablations/no_plp/lora.safetensors"}
     assert shipped.resolve_lab_path("lab:x/y.safetensors") == str(shipped.lab_root() / "x/y.safetensors")
 
 

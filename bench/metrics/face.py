@@ -22,7 +22,7 @@ import numpy as np
 from bench.errors import DataError, WeightsError
 from bench.metrics import weights as W
 from bench.metrics.base import FrameBatch, PerFrameMetric
-from bench.metrics.pixel import batch_squared_error, psnr_from_mse
+from bench.metrics.pixel import batch_squared_error, psnr_from_mse, squared_error_map
 from bench.store import atomic_write_npz
 
 FACE_BOX_SCALE = 1.3
@@ -84,6 +84,21 @@ class FacePSNR(PerFrameMetric):
                 "frames": int(len(values))}
 
 
+def background_psnr_per_frame(gt: np.ndarray, pred: np.ndarray, person: np.ndarray,
+                              sq: np.ndarray | None = None) -> np.ndarray:
+    """PSNR of each frame over the pixels (all three channels) outside its ``person`` mask; NaN where the
+    mask covers the whole frame. Integer squared errors, exact as ``psnr_per_frame``."""
+    sq = squared_error_map(gt, pred) if sq is None else sq
+    out = np.full(len(sq), np.nan)
+    for i in range(len(sq)):
+        count = person[i].size - int(np.count_nonzero(person[i]))
+        if count == 0:
+            continue
+        total = sq[i].sum(dtype=np.int64) - sq[i][person[i]].sum(dtype=np.int64)  # person is usually the smaller part
+        out[i] = psnr_from_mse(float(total) / (count * 3))
+    return out
+
+
 class BackgroundPSNR(PerFrameMetric):
     name = "bgpsnr"
     needs = ("masks",)
@@ -92,16 +107,7 @@ class BackgroundPSNR(PerFrameMetric):
     def frame_values(self, batch: FrameBatch) -> np.ndarray:
         if batch.masks is None:
             raise DataError("BG-PSNR needs ground-truth person masks", fix="pass --masks (a mask video, white = person)")
-        sq = batch_squared_error(batch)
-        out = np.full(len(batch), np.nan)
-        for i in range(len(batch)):
-            person = batch.masks[i]
-            count = person.size - int(np.count_nonzero(person))
-            if count == 0:
-                continue
-            total = sq[i].sum(dtype=np.int64) - sq[i][person].sum(dtype=np.int64)  # person is usually the smaller part
-            out[i] = psnr_from_mse(float(total) / (count * 3))
-        return out
+        return background_psnr_per_frame(batch.gt, batch.pred, batch.masks, batch_squared_error(batch))
 
     def info(self) -> dict:
         values = np.concatenate(self._values) if self._values else np.zeros(0)
