@@ -85,6 +85,44 @@ def test_lora_from_another_base_or_layout_is_refused(tmp_path):
         shipped.check_lora_base(lora, base, method="wan_animate", memory="pixel_carry")
 
 
+def test_restamp_moves_loras_to_a_decoder_only_vae_change_and_refuses_anything_else(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from bench.models.lora import LoRAConfig, add_lora, save_lora
+
+    base = wan.save_components(wan.tiny_components(seed=0), tmp_path / "base")
+    tr = wan.tiny_components(seed=0).transformer
+    add_lora(tr, LoRAConfig(rank=2))
+    lora = save_lora(tr, tmp_path / "lora.safetensors", {"memory": "plp", "base_fingerprint": wan.fingerprint(base)})
+    shutil.copytree(base / "vae", tmp_path / "old_vae")
+    weights = base / "vae/diffusion_pytorch_model.safetensors"
+
+    def change(prefix):
+        tensors = load_file(str(weights))
+        key = next(k for k in sorted(tensors) if k.startswith(prefix))
+        tensors[key] = tensors[key] + 0.01
+        save_file(tensors, str(weights))
+
+    def restamp():
+        return subprocess.run([sys.executable, "scripts/restamp_lora_base.py", "--base", str(base), "--old-vae",
+                               str(tmp_path / "old_vae"), str(lora)], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+
+    change("encoder.")
+    result = restamp()
+    assert result.returncode != 0 and "encoder tensors differ" in result.stderr
+    shutil.copy(tmp_path / "old_vae/diffusion_pytorch_model.safetensors", weights)
+    change("decoder.")
+    with pytest.raises(WeightsError, match="trained on a different base model"):
+        shipped.check_lora_base(lora, base, method="everanimate", memory="plp")
+    result = restamp()
+    assert result.returncode == 0, result.stderr
+    shipped.check_lora_base(lora, base, method="everanimate", memory="plp")
+    meta = shipped.lora_metadata(lora)
+    assert meta["base_fingerprint_before"] != meta["base_fingerprint"] and meta["rank"] == "2"
+    assert restamp().returncode != 0  # the LoRA now records the new base, not the old one
+
+
 def test_method_variants_resolve_to_their_base_class():
     from bench.errors import ConfigError
     from bench.registry import method_class
@@ -128,6 +166,18 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     vae_cfg = json.loads((tmp_path / "vae/config.json").read_text())
     assert vae_cfg["latents_std"] == pytest.approx(vae_log["latents_std"]) and vae_cfg["dim_mult"] == [1, 2, 2]
     assert (vae_cfg["scale_factor_spatial"], vae_cfg["scale_factor_temporal"]) == (4, 4)
+    # decoder only: the encoder and the latent standardisation stay bit-identical, the decoder moves
+    dec_log = training.train_vae(training.config_with(training.VaeTrainConfig, [
+        f"out={tmp_path / 'vae_dec'}", f"init={tmp_path / 'vae'}", "decoder_only=true", "loss=mse",
+        "phases=[[9, 1, 2, 0.004, 64]]", "clips=10", f"cache_root={cache}"]), progress=False)
+    from diffusers import AutoencoderKLWan
+
+    before, after = (AutoencoderKLWan.from_pretrained(tmp_path / d).state_dict() for d in ("vae", "vae_dec"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert dec_log["latents_std"] == vae_log["latents_std"] and "mse_last100" in dec_log
+    with pytest.raises(ConfigError, match="no init= was given"):
+        training.train_vae(training.config_with(training.VaeTrainConfig, ["decoder_only=true"]), progress=False)
     base_log = training.train_base(training.config_with(training.BaseTrainConfig, [
         f"out={tmp_path / 'base'}", f"vae={tmp_path / 'vae'}", "steps=2", "clips=2", "windows_per_clip=1",
         "batch_size=1", "chunk_frames=9", f"cache_root={cache}"]), progress=False)

@@ -171,6 +171,24 @@ def test_onednn_conv3d_matches_the_native_kernel_and_leaves_training_alone():
     torch.testing.assert_close(_run_profiled(fast, x, grad=False)[0], changed, rtol=1e-4, atol=1e-4)
 
 
+def test_onednn_conv3d_for_training_gives_the_native_gradients():
+    from bench.models.wan import onednn_conv3d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(8, 8, 3, padding=(0, 1, 1))
+    x = torch.randn(1, 8, 6, 16, 16, requires_grad=True)
+    conv(x).square().sum().backward()
+    native = [t.grad.clone() for t in (x, conv.weight, conv.bias)]
+    for t in (x, conv.weight, conv.bias):
+        t.grad = None
+    fast = onednn_conv3d(onednn_conv3d(torch.nn.Sequential(conv)), training=True)[0]  # rebinds the inference path
+    out, ops = _run_profiled(fast, x, grad=True)
+    assert "aten::mkldnn_convolution" in ops
+    out.square().sum().backward()
+    for got, want in zip((x.grad, conv.weight.grad, conv.bias.grad), native):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
 def test_rsqrt_rms_norm_matches_diffusers_and_leaves_training_alone():
     from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 

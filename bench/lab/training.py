@@ -107,6 +107,10 @@ class VaeTrainConfig:
     eval_every: int = 300  # held-out 77-frame PSNR logged along the way
     stats_frames: int = 512  # frames encoded to standardise the latents (latents_mean / latents_std)
     init: str = ""  # a trained lab VAE folder to continue from (e.g. a further phase on whole 77-frame chunks)
+    # train only the decoder (and post_quant_conv) of ``init``: the encoder and the latent standardisation stay
+    # bit-identical, so the latents every lab model was trained on do not change
+    decoder_only: bool = False
+    loss: str = "l1"  # reconstruction loss: "l1", or "mse" (what PSNR measures)
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,21 @@ def _held_out_psnr(vae, clips: np.ndarray) -> float:
     return round(float(10 * np.log10(255.0 ** 2 / max((a - b).square().mean().item(), 1e-12))), 3)
 
 
+@torch.no_grad()
+def _latent_stats(vae, frames: np.ndarray, rng: np.random.Generator, n_frames: int) -> tuple[list, list]:
+    """Per-channel mean / std of posterior modes over random 21-frame windows of the train clips (the
+    standardisation stored as ``latents_mean`` / ``latents_std``)."""
+    n_clips, length = frames.shape[:2]
+    pick = rng.integers(n_clips, size=max(2, n_frames // 21))
+    starts = rng.integers(length - 21 + 1, size=len(pick))
+    lat = []
+    for chunk in np.array_split(np.arange(len(pick)), max(1, len(pick) // 8)):
+        batch = torch.stack([_pixels(frames[pick[i], starts[i]:starts[i] + 21]) for i in chunk])
+        lat.append(vae.encode(batch).latent_dist.mode())
+    lat = torch.cat(lat)
+    return lat.mean(dim=(0, 2, 3, 4)).tolist(), lat.std(dim=(0, 2, 3, 4)).clamp(min=1e-3).tolist()
+
+
 def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> dict:
     """Train the lab ``AutoencoderKLWan`` (L1 + tiny KL) and standardise its latents; writes ``cfg.out``."""
     from tqdm.auto import tqdm
@@ -203,10 +222,16 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
     def digest_upto(n_phases: int) -> str:
         """The settings a checkpoint depends on: everything but the phases not yet started, so a checkpoint at a
         phase boundary continues under a config that changes or adds only later phases."""
-        settings = {k: v for k, v in asdict(cfg).items() if k != "init" or v}
+        defaults = {"init": "", "decoder_only": False, "loss": "l1"}  # left out at their defaults: older digests hold
+        settings = {k: v for k, v in asdict(cfg).items() if k not in defaults or v != defaults[k]}
         return _digest(settings | {"phases": [list(p) for p in cfg.phases[:n_phases]],
                                    "arch": asdict(lab_architecture())})
 
+    if cfg.loss not in ("l1", "mse"):
+        raise ConfigError(f"lab VAE loss {cfg.loss!r} unknown", fix="use loss=l1 or loss=mse")
+    if cfg.decoder_only and not cfg.init:
+        raise ConfigError("decoder_only=true trains the decoder of an existing lab VAE, but no init= was given",
+                          fix="add --set init=models/lab/vae")
     digest = digest_upto(len(cfg.phases))
     samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
     frames = np.stack([s.gt(0, s.n_frames) for s in samples])  # (N, T, H, W, 3) uint8
@@ -220,7 +245,17 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
 
         if not (Path(cfg.init) / "config.json").is_file():
             raise WeightsError(f"no lab VAE to continue from at {cfg.init}", fix="train one first, or drop init=")
-        vae.load_state_dict(AutoencoderKLWan.from_pretrained(cfg.init).state_dict())
+        start = AutoencoderKLWan.from_pretrained(cfg.init)
+        vae.load_state_dict(start.state_dict())
+        init_stats = (list(start.config.latents_mean), list(start.config.latents_std))
+    trained = (list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters()) if cfg.decoder_only
+               else list(vae.parameters()))
+    vae.requires_grad_(False)
+    for p in trained:
+        p.requires_grad_(True)
+    from bench.models.wan import onednn_conv3d
+
+    onednn_conv3d(vae, training=True)
     bounds = np.cumsum([0] + [int(p[2]) for p in cfg.phases])
     total = int(bounds[-1])
 
@@ -230,7 +265,7 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
     def optimizer_for(phase: int):
         steps, lr = cfg.phases[phase][2:4]
         warm = 50 if phase == 0 else 20
-        opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+        opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
         return opt, _warmup_cosine(opt, warm, steps)
 
     step, losses, evals = 0, [], []
@@ -265,23 +300,23 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
                              for i, s, y, x in zip(idx, starts, ys, xs)])
         if rng.random() < 0.5:
             batch = batch.flip(-1)
-        posterior = vae.encode(batch).latent_dist
+        with torch.set_grad_enabled(not cfg.decoder_only):
+            posterior = vae.encode(batch).latent_dist
         recon = vae.decode(posterior.mode()).sample
-        rec = (recon - batch).abs().mean()
-        kl = posterior.kl().mean() / batch[0].numel()
-        loss = rec + cfg.kl_weight * kl
+        rec = (recon - batch).abs().mean() if cfg.loss == "l1" else (recon - batch).square().mean()
+        loss = rec if cfg.decoder_only else rec + cfg.kl_weight * posterior.kl().mean() / batch[0].numel()
         if not torch.isfinite(loss):
             raise DataError(f"lab VAE step {step}: loss is {loss.item()}", fix="lower the lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
         step += 1
         losses.append(float(rec.item()))
         bar.update(1)
-        bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}", phase=phase + 1,
-                        psnr=f"{evals[-1][1]:.2f}" if evals else "-")
+        bar.set_postfix({cfg.loss: f"{np.mean(losses[-20:]):.4f}", "phase": phase + 1,
+                         "psnr": f"{evals[-1][1]:.2f}" if evals else "-"})
         if step % cfg.eval_every == 0 or step == total:
             evals.append((step, _held_out_psnr(vae, held_out[:2])))
             vae.train()
@@ -296,25 +331,17 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
     bar.close()
     vae.eval().requires_grad_(False)
 
-    # standardise: per-channel mean / std of posterior modes over random 21-frame windows of the train clips
+    mean, std = init_stats if cfg.decoder_only else _latent_stats(vae, frames, rng, cfg.stats_frames)
     with torch.no_grad():
-        pick = rng.integers(n_clips, size=max(2, cfg.stats_frames // 21))
-        starts = rng.integers(n_frames - 21 + 1, size=len(pick))
-        lat = []
-        for chunk in np.array_split(np.arange(len(pick)), max(1, len(pick) // 8)):
-            batch = torch.stack([_pixels(frames[pick[i], starts[i]:starts[i] + 21]) for i in chunk])
-            lat.append(vae.encode(batch).latent_dist.mode())
-        lat = torch.cat(lat)
-        mean = lat.mean(dim=(0, 2, 3, 4))
-        std = lat.std(dim=(0, 2, 3, 4)).clamp(min=1e-3)
-        final = build_vae(latents_mean=mean.tolist(), latents_std=std.tolist())
+        final = build_vae(latents_mean=mean, latents_std=std)
         final.load_state_dict(vae.state_dict())
         final.eval().requires_grad_(False)
     psnr = _held_out_psnr(final, held_out[:4])
     final.save_pretrained(out)
-    log = {"config": asdict(cfg), "digest": digest, "steps": step, "l1_last100": float(np.mean(losses[-100:])),
+    log = {"config": asdict(cfg), "digest": digest, "steps": step,
+           f"{cfg.loss}_last100": float(np.mean(losses[-100:])),
            "held_out_psnr_db_77_frames": round(float(psnr), 2), "held_out_psnr_by_step": evals,
-           "lab_version": LAB_MODELS_VERSION, "latents_mean": mean.tolist(), "latents_std": std.tolist(),
+           "lab_version": LAB_MODELS_VERSION, "latents_mean": mean, "latents_std": std,
            "params": int(sum(p.numel() for p in final.parameters()))}
     (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
     ckpt_path.unlink(missing_ok=True)

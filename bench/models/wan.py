@@ -330,25 +330,35 @@ def _bind_to_instances(module: torch.nn.Module, cls: type, name: str, method) ->
     return module
 
 
-def onednn_conv3d(module: torch.nn.Module) -> torch.nn.Module:
+def onednn_conv3d(module: torch.nn.Module, training: bool = False) -> torch.nn.Module:
     """Route ``module``'s ``Conv3d`` forwards through oneDNN (``aten::mkldnn_convolution``) for gradient-free
-    float32 CPU calls.
+    float32 CPU calls (``training=True``: for calls with gradients too, e.g. the lab VAE's batch-1 77-frame
+    steps, 10 -> 7.5 s a decoder step; gradients equal to about 3e-7 of their norm).
 
     PyTorch picks its naive ``slow_conv3d`` kernel for a batch of one whose ``N * C * D * H`` is at most 20,480,
     which is every causal convolution of a Wan VAE chunk at lab sizes (a 32-channel conv over 6 x 64 x 64 takes
     109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding), with the weight
     and input in channels-last layout (a lab chunk's decode 1.23 -> 1.08 s, its encode 0.50 -> 0.42 s; the
     channels-last weights are a cached copy: one more copy of the conv weights in memory). Other calls (GPU,
-    bf16, training) keep PyTorch's own choice. Idempotent; returns ``module``."""
+    bf16, and with gradients unless ``training``) keep PyTorch's own choice. Idempotent; returns ``module``."""
 
     def conv_forward(self, x, weight, bias):
         if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
-                and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()):
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-            return torch.ops.aten.mkldnn_convolution(x, _channels_last_copy(self, weight), bias, list(self.padding),
-                                                     list(self.stride), list(self.dilation), self.groups)
+                and torch.backends.mkldnn.is_available()):
+            if not torch.is_grad_enabled():
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+                return torch.ops.aten.mkldnn_convolution(x, _channels_last_copy(self, weight), bias,
+                                                         list(self.padding), list(self.stride), list(self.dilation),
+                                                         self.groups)
+            if training:
+                return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, list(self.padding),
+                                                         list(self.stride), list(self.dilation), self.groups)
         return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
 
+    if training:  # replaces an inference-only binding
+        for m in module.modules():
+            if isinstance(m, torch.nn.Conv3d):
+                m.__dict__.pop("_conv_forward", None)
     return _bind_to_instances(module, torch.nn.Conv3d, "_conv_forward", conv_forward)
 
 
