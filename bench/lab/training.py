@@ -214,7 +214,8 @@ def _latent_stats(vae, frames: np.ndarray, rng: np.random.Generator, n_frames: i
 
 
 def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> dict:
-    """Train the lab ``AutoencoderKLWan`` (L1 + tiny KL) and standardise its latents; writes ``cfg.out``."""
+    """Train the lab ``AutoencoderKLWan`` (L1 or MSE + tiny KL) and standardise its latents, or (``decoder_only``)
+    only the decoder of ``cfg.init`` with its latents kept; writes ``cfg.out``."""
     from tqdm.auto import tqdm
 
     out = Path(cfg.out)
