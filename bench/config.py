@@ -169,14 +169,13 @@ def build_config(preset: str = "lab", config_file: str | None = None, **cli: Any
     merged.update({k: _coerce(k, v) for k, v in cli.items() if v is not None})
     for name, args in cli_args.items():
         _overlay(method_args.setdefault(name, {}), args)
-    named = tuple(merged.get("methods", RunConfig.methods)) + tuple(merged.get("baselines", ()))
-    method_args = _with_variant_defaults(method_args, named)
-    merged["method_args"] = tuple(sorted((m, freeze_args(a)) for m, a in method_args.items()))
     known = {f.name for f in fields(RunConfig)}
     unknown = set(merged) - known
     if unknown:
         raise ConfigError(f"unknown settings {sorted(unknown)}", fix=f"known: {sorted(known)}")
     requested = tuple(merged.get("methods", RunConfig.methods))
     merged["methods"] = requested + tuple(b for b in merged.get("baselines", ()) if b not in requested)
+    method_args = _with_variant_defaults(method_args, merged["methods"])
+    merged["method_args"] = tuple(sorted((m, freeze_args(a)) for m, a in method_args.items()))
     return RunConfig(**merged).validate()
 

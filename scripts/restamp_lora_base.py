@@ -26,12 +26,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.lab.shipped import lora_metadata  # noqa: E402
+from bench.models.lora import write_safetensors  # noqa: E402
 from bench.models.wan import fingerprint  # noqa: E402
 
 VAE_WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -69,21 +69,16 @@ def main() -> None:
     args = parser.parse_args()
     check_decoder_only(args.old_vae, args.base / "vae")
     before, after = old_base_fingerprint(args.base, args.old_vae), fingerprint(args.base)
-    for lora in args.loras:
-        meta = lora_metadata(lora)
+    metas = {lora: lora_metadata(lora) for lora in args.loras}
+    for lora, meta in metas.items():
         if meta.get("base_fingerprint") != before:
             raise SystemExit(f"error: {lora} was not trained on this base with the old VAE "
                              f"(recorded {meta.get('base_fingerprint', '?')[:12]}..., old base {before[:12]}...)")
-    for lora in args.loras:
-        meta = lora_metadata(lora)
-        with safe_open(str(lora), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for lora, meta in metas.items():
         meta.update(base_fingerprint=after, base_fingerprint_before=before,
                     base_fingerprint_note="VAE decoder fine-tuned after training; encoder, latent statistics and "
                                           "transformer bit-identical (scripts/restamp_lora_base.py)")
-        tmp = lora.with_name(lora.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(lora)
+        write_safetensors(load_file(str(lora)), lora, meta)
         print(f"{lora}: base {before[:12]}... -> {after[:12]}...")
 
 

@@ -74,16 +74,21 @@ def lora_state_dict(transformer) -> dict[str, torch.Tensor]:
 
 def save_lora(transformer, path: str | Path, extra: dict | None = None) -> Path:
     """Write the adapter in the diffusers/peft format (atomically); rank and alpha come from the adapter."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"transformer.{k}": v for k, v in lora_state_dict(transformer).items()}
     cfg = transformer.peft_config[ADAPTER]
     meta = {"format": "diffusers-peft", "rank": str(cfg.r), "alpha": str(float(cfg.lora_alpha)),
             **{k: str(v) for k, v in (extra or {}).items()}}
+    return write_safetensors(tensors, path, meta)
+
+
+def write_safetensors(tensors: dict, path: Path, metadata: dict[str, str]) -> Path:
+    """Write ``tensors`` with ``metadata`` to ``path`` atomically (a temporary file renamed into place)."""
+    from safetensors.torch import save_file
+
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
 
