@@ -32,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.lab.shipped import lora_metadata  # noqa: E402
 from bench.models.lora import write_safetensors  # noqa: E402
-from bench.models.wan import fingerprint  # noqa: E402
+from bench.models.wan import VAE_ENCODER_PREFIXES, fingerprint  # noqa: E402
 
 VAE_WEIGHTS = "diffusion_pytorch_model.safetensors"
-UNCHANGED_PREFIXES = ("encoder.", "quant_conv.")
 
 
 def check_decoder_only(old_vae: Path, new_vae: Path) -> None:
@@ -46,7 +45,7 @@ def check_decoder_only(old_vae: Path, new_vae: Path) -> None:
     old, new = load_file(str(old_vae / VAE_WEIGHTS)), load_file(str(new_vae / VAE_WEIGHTS))
     if old.keys() != new.keys():
         raise SystemExit("error: the two VAEs have different tensors")
-    moved = [k for k in old if k.startswith(UNCHANGED_PREFIXES) and not torch.equal(old[k], new[k])]
+    moved = [k for k in old if k.startswith(VAE_ENCODER_PREFIXES) and not torch.equal(old[k], new[k])]
     if moved:
         raise SystemExit(f"error: {len(moved)} encoder tensors differ (e.g. {moved[0]}): the latents changed, "
                          "retrain the LoRAs instead")

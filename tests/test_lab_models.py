@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,7 +201,14 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
     with pytest.raises(ConfigError, match="num_heads 2 \\(this run: 6\\)"):
         training.train_base(training.config_with(training.BaseTrainConfig, common + [
             f"out={tmp_path / 'mismatch'}", f"init={tmp_path / 'narrow'}"]), progress=False)
-    assert len(list((tmp_path / "cache/lab_base_windows").glob("*.pt"))) == 1  # one window encoding for all three
+    weighted = training.train_base(training.config_with(training.BaseTrainConfig, common[1:] + [
+        f"vae={tmp_path / 'vae_dec'}", f"out={tmp_path / 'weighted'}", "person_loss_weight=4"]), progress=False)
+    assert weighted["digest"] != more["digest"] and weighted["config"]["person_loss_weight"] == 4
+    with pytest.raises(ConfigError, match="person_loss_weight must be >= 1"):
+        training.train_base(training.config_with(training.BaseTrainConfig, common + [
+            f"out={tmp_path / 'bad'}", "person_loss_weight=0.5"]), progress=False)
+    # one window encoding for all four: the decoder-only VAE encodes bit-identically, so it shares the cache
+    assert len(list((tmp_path / "cache/lab_base_windows").glob("*.pt"))) == 1
     with pytest.raises(ConfigError, match="vae_z_dim"):
         training.base_architecture(training.config_with(training.BaseTrainConfig, ['dit={"vae_z_dim": 8}']))
 
@@ -293,3 +301,31 @@ def test_vae_checkpoint_at_a_phase_boundary_continues_under_changed_later_phases
     log = training.train_vae(training.config_with(training.VaeTrainConfig, common + [
         "phases=[[5, 2, 1, 0.004, 32], [13, 1, 2, 0.001, 64]]"]), progress=False)  # only the later phase changed
     assert log["steps"] == 3 and [s for s, _ in log["held_out_psnr_by_step"]] == [1, 2, 3]
+
+
+def test_person_cover_is_the_mask_share_of_each_latent_cell():
+    class Masked:
+        id = "masked"
+
+        def masks(self, start, stop):
+            m = np.zeros((stop - start, 8, 8), bool)
+            m[:, :4, :2] = True  # the top-left 4x4 cell, half covered, in every frame
+            m[1:5, 4:, 4:] = True  # the bottom-right cell, fully covered in latent slice 1 only
+            return m
+
+    data = {"clip_index": torch.tensor([0]), "start": torch.tensor([3])}
+    cover = training.person_cover([Masked()], data, chunk_frames=9, temporal=4, spatial=4, progress=False)
+    assert cover.shape == (1, 3, 2, 2)
+    assert cover[0, :, 0, 0].tolist() == [0.5, 0.5, 0.5]
+    assert cover[0, :, 1, 1].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_vae_encoder_fingerprint_follows_the_encoder_only():
+    vae = wan.tiny_components(seed=0).vae
+    before = wan.vae_encoder_fingerprint(vae)
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if n.startswith("decoder.")).add_(0.01)
+    assert wan.vae_encoder_fingerprint(vae) == before
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if n.startswith("encoder.")).add_(0.01)
+    assert wan.vae_encoder_fingerprint(vae) != before

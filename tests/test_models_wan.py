@@ -181,7 +181,7 @@ def test_onednn_conv3d_for_training_gives_the_native_gradients():
     native = [t.grad.clone() for t in (x, conv.weight, conv.bias)]
     for t in (x, conv.weight, conv.bias):
         t.grad = None
-    fast = onednn_conv3d(onednn_conv3d(torch.nn.Sequential(conv)), training=True)[0]  # rebinds the inference path
+    fast = onednn_conv3d(onednn_conv3d(torch.nn.Sequential(conv)), training=True)[0]  # the last call decides
     out, ops = _run_profiled(fast, x, grad=True)
     assert "aten::mkldnn_convolution" in ops
     out.square().sum().backward()

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench.errors import ConfigError, DataError, WeightsError
 from bench.lab.spec import LAB_VERSION as LAB_MODELS_VERSION  # the renderer the lab models train on
@@ -137,6 +138,9 @@ class BaseTrainConfig:
     checkpoint_every: int = 100
     encode_batch: int = 8
     init: str = ""  # a trained lab base folder whose transformer this run continues from (same architecture)
+    # loss weight of the latent cells the person covers (the room is ~88 % of lab-64 pixels and is mostly copied
+    # from the reference or carried frame, so an unweighted loss spends little of the model on the person)
+    person_loss_weight: float = 1.0
     # WanComponentsConfig fields of the DiT to change from lab_architecture(), e.g. {"num_heads": 8}
     dit: dict = field(default_factory=dict)
 
@@ -185,6 +189,9 @@ def build_vae(arch=None, latents_mean=None, latents_std=None):
     from bench.models.wan import build_vae as build
 
     return build(arch or lab_architecture(), latents_mean, latents_std)
+
+
+HELD_OUT_CHECK_CLIPS = 4  # the running and the final held-out check use the same clips, so they compare
 
 
 @torch.no_grad()
@@ -319,7 +326,7 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         bar.set_postfix({cfg.loss: f"{np.mean(losses[-20:]):.4f}", "phase": phase + 1,
                          "psnr": f"{evals[-1][1]:.2f}" if evals else "-"})
         if step % cfg.eval_every == 0 or step == total:
-            evals.append((step, _held_out_psnr(vae, held_out[:2])))
+            evals.append((step, _held_out_psnr(vae, held_out[:HELD_OUT_CHECK_CLIPS])))
             vae.train()
         boundary = step in bounds
         if (step % cfg.checkpoint_every == 0 or boundary) and step < total:
@@ -337,7 +344,7 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         final = build_vae(latents_mean=mean, latents_std=std)
         final.load_state_dict(vae.state_dict())
         final.eval().requires_grad_(False)
-    psnr = _held_out_psnr(final, held_out[:4])
+    psnr = _held_out_psnr(final, held_out[:HELD_OUT_CHECK_CLIPS])
     final.save_pretrained(out)
     log = {"config": asdict(cfg), "digest": digest, "steps": step,
            f"{cfg.loss}_last100": float(np.mean(losses[-100:])),
@@ -399,6 +406,26 @@ def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = T
             "clip": torch.cat(clips)}
 
 
+def person_cover(samples, data: dict, chunk_frames: int, temporal: int, spatial: int,
+                 progress: bool = True) -> torch.Tensor:
+    """Share of each window's latent cells covered by the GT person mask, ``(N, T', h, w)`` float32: latent
+    slice 0 is frame 0, slice k frames ``temporal*(k-1)+1 .. temporal*k``; a cell is ``spatial x spatial``
+    pixels."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for ci, st in tqdm(list(zip(data["clip_index"].tolist(), data["start"].tolist())), desc="person masks",
+                       disable=not progress):
+        masks = samples[ci].masks(st, st + chunk_frames)
+        if masks is None:
+            raise DataError(f"{samples[ci].id} has no person masks", fix="re-render the lab train split")
+        m = torch.from_numpy(np.ascontiguousarray(masks)).float()[None, None]  # (1, 1, T, H, W)
+        first = F.avg_pool3d(m[:, :, :1], (1, spatial, spatial))
+        rest = F.avg_pool3d(m[:, :, 1:], (temporal, spatial, spatial))
+        out.append(torch.cat([first, rest], dim=2)[0, 0])
+    return torch.stack(out)
+
+
 def degrade_reference(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The reference as a blurred (4x down, bilinear up), colour-shifted copy (per-channel gain 0.8-1.2)."""
     import cv2
@@ -449,7 +476,11 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
 
     vae = AutoencoderKLWan.from_pretrained(vae_dir).eval().requires_grad_(False)
     vae_digest = wan.fingerprint(vae_dir)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("init", "dit") or v}
+    defaults = {"init": "", "dit": {}, "person_loss_weight": 1.0}  # left out at their defaults: older digests hold
+    settings = {k: v for k, v in asdict(cfg).items() if k not in defaults or v != defaults[k]}
+    if cfg.person_loss_weight < 1.0:
+        raise ConfigError(f"person_loss_weight must be >= 1, got {cfg.person_loss_weight}",
+                          fix="use 1 (unweighted) or more")
     init_digest = None
     comps = wan.tiny_components(seed=cfg.seed, config=arch)
     comps.vae = vae
@@ -468,7 +499,9 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
 
     window_settings = {k: getattr(cfg, k) for k in ("dataset", "clips", "windows_per_clip", "chunk_frames", "seed")}
     clip_settings = {k: v for k, v in asdict(arch).items() if k.startswith("clip_")}  # the window encodings' CLIP
-    cache_path = Path(cfg.cache_root) / "lab_base_windows" / f"{_digest([window_settings, vae_digest, clip_settings])}.pt"
+    # keyed by the encoder alone: a decoder-only fine-tune of the VAE leaves every encoding bit-identical
+    encoder_digest = wan.vae_encoder_fingerprint(vae)
+    cache_path = Path(cfg.cache_root) / "lab_base_windows" / f"{_digest([window_settings, encoder_digest, clip_settings])}.pt"
     if cache_path.is_file():
         data = torch.load(cache_path, weights_only=True)
     else:
@@ -478,6 +511,9 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
     with torch.no_grad():
         blank = torch.zeros((1, 3, cfg.chunk_frames, samples[0].height, samples[0].width)) - 1.0
         data["blank_pose"] = wan.vae_encode(vae, blank)[0]
+    if cfg.person_loss_weight != 1.0:
+        data["person"] = person_cover(samples, data, cfg.chunk_frames, wan.vae_temporal_factor(vae),
+                                      wan.vae_spatial_factor(vae), progress)
     prompt = wan.encode_prompt(comps)
 
     tr = comps.transformer
@@ -506,7 +542,12 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
         pred = tr(hidden_states=inputs, timestep=timestep, encoder_hidden_states=prompt.expand(len(idx), -1, -1),
                   encoder_hidden_states_image=clip, pose_hidden_states=pose, face_pixel_values=face,
                   return_dict=False)[0]
-        loss = (pred[:, :, 1:].float() - target).square().mean()
+        loss = (pred[:, :, 1:].float() - target).square()
+        if "person" in data:
+            weight = 1.0 + (cfg.person_loss_weight - 1.0) * data["person"][idx][:, None]
+            loss = (loss * weight).mean() / weight.mean()
+        else:
+            loss = loss.mean()
         if not torch.isfinite(loss):
             raise DataError(f"lab base step {step}: loss is {loss.item()}", fix="lower the lr")
         opt.zero_grad(set_to_none=True)

@@ -340,26 +340,25 @@ def onednn_conv3d(module: torch.nn.Module, training: bool = False) -> torch.nn.M
     109 ms there, 10 ms in oneDNN; values equal to about 1e-4 of their range, float32 rounding), with the weight
     and input in channels-last layout (a lab chunk's decode 1.23 -> 1.08 s, its encode 0.50 -> 0.42 s; the
     channels-last weights are a cached copy: one more copy of the conv weights in memory). Other calls (GPU,
-    bf16, and with gradients unless ``training``) keep PyTorch's own choice. Idempotent; returns ``module``."""
+    bf16, and with gradients unless ``training``) keep PyTorch's own choice. Idempotent (the last call's
+    ``training`` holds); returns ``module``."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            m._onednn_with_grad = training  # read by _onednn_conv_forward; the last call decides
+    return _bind_to_instances(module, torch.nn.Conv3d, "_conv_forward", _onednn_conv_forward)
 
-    def conv_forward(self, x, weight, bias):
-        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
-                and torch.backends.mkldnn.is_available()):
-            if not torch.is_grad_enabled():
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-                return torch.ops.aten.mkldnn_convolution(x, _channels_last_copy(self, weight), bias,
-                                                         list(self.padding), list(self.stride), list(self.dilation),
-                                                         self.groups)
-            if training:
-                return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, list(self.padding),
-                                                         list(self.stride), list(self.dilation), self.groups)
-        return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
 
-    if training:  # replaces an inference-only binding
-        for m in module.modules():
-            if isinstance(m, torch.nn.Conv3d):
-                m.__dict__.pop("_conv_forward", None)
-    return _bind_to_instances(module, torch.nn.Conv3d, "_conv_forward", conv_forward)
+def _onednn_conv_forward(self, x, weight, bias):
+    if (x.device.type == "cpu" and x.dtype == torch.float32 and self.padding_mode == "zeros"
+            and torch.backends.mkldnn.is_available()):
+        if not torch.is_grad_enabled():
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+            return torch.ops.aten.mkldnn_convolution(x, _channels_last_copy(self, weight), bias, list(self.padding),
+                                                     list(self.stride), list(self.dilation), self.groups)
+        if self.__dict__.get("_onednn_with_grad"):
+            return torch.ops.aten.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, list(self.padding),
+                                                     list(self.stride), list(self.dilation), self.groups)
+    return torch.nn.Conv3d._conv_forward(self, x, weight, bias)
 
 
 def _channels_last_copy(conv: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
@@ -478,6 +477,21 @@ def fingerprint(model_dir: str | os.PathLike) -> str:
             pass
     blob = "\n".join(f"{rel}\t{e['sha256']}" for rel, e in sorted(entries.items()))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+VAE_ENCODER_PREFIXES = ("encoder.", "quant_conv.")  # with the config: everything a VAE encoding depends on
+
+
+def vae_encoder_fingerprint(vae) -> str:
+    """sha256 over a VAE's config and its encoder / ``quant_conv`` tensors: equal for two VAEs whose
+    (standardised) encodings are bit-identical, e.g. before and after a decoder-only fine-tune."""
+    config = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}  # not _name_or_path
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(vae.state_dict().items()):
+        if name.startswith(VAE_ENCODER_PREFIXES):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------------------
