@@ -27,7 +27,8 @@ SKIP_NAMES = {MANIFEST, ".bench_fingerprint.json"}
 SKIP_DIRS = {"checkpoints"}
 COMMANDS = {
     "vae": "python -m bench lab train vae",
-    "wan_animate_base": "python -m bench lab train base",
+    "wan_animate_base": ("python -m bench lab train base, then python -m bench lab train base --set "
+                         "init=models/lab/wan_animate_base --set steps=600 --set lr=3e-4 --set warmup=20"),
     "everanimate/stage1": "python -m everanimate train --stage 1 --config everanimate/configs/lab_stage1.toml",
     "everanimate/stage2": "python -m everanimate train --stage 2 --config everanimate/configs/lab_stage2.toml",
     "ablations/no_plp": "python -m everanimate train --stage 2 --config everanimate/configs/lab_no_plp.toml",

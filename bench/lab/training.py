@@ -481,7 +481,7 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
     if cfg.person_loss_weight < 1.0:
         raise ConfigError(f"person_loss_weight must be >= 1, got {cfg.person_loss_weight}",
                           fix="use 1 (unweighted) or more")
-    init_digest = None
+    init_digest, prior_steps = None, None
     comps = wan.tiny_components(seed=cfg.seed, config=arch)
     comps.vae = vae
     if cfg.init:
@@ -567,7 +567,8 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
     tr.eval().requires_grad_(False)
     to_bf16_storage(tr)
     comps.trained = True
-    comps.source = f"lab base (python -m bench lab train base; {step} steps, digest {digest})"
+    steps_note = f"{prior_steps} + {step} steps from {cfg.init}" if cfg.init else f"{step} steps"
+    comps.source = f"lab base (python -m bench lab train base; {steps_note}, digest {digest})"
     wan.save_components(comps, out)
     log = {"config": asdict(cfg), "digest": digest, "vae_digest": vae_digest, "steps": step,
            "loss_first100": float(np.mean(losses[:100])), "loss_last100": float(np.mean(losses[-100:])),
@@ -575,7 +576,8 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
            "transformer_params": int(sum(p.numel() for p in tr.parameters()))}
     if cfg.init:
         log |= {"init": cfg.init, "init_digest": init_digest,
-                "steps_total": (prior_steps or 0) + step if prior_steps is not None else None}
+                "steps_total": (prior_steps or 0) + step if prior_steps is not None else None,
+                "init_log": {k: v for k, v in init_log.items() if k != "losses"}}  # the chain so far
     (out / "train_log.json").write_text(json.dumps(log | {"losses": losses}, indent=1))
     ckpt_path.unlink(missing_ok=True)
     print(f"lab base: loss {log['loss_first100']:.4f} -> {log['loss_last100']:.4f} after {step} steps -> {out}")

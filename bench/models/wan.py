@@ -393,12 +393,15 @@ def load_vae(model_dir: str | os.PathLike, dtype: torch.dtype = torch.float32, m
     return cpu_fast_paths(vae.eval().requires_grad_(False))
 
 
+SAVE_SHARD_SIZE = "10MB"  # shards stay well under a git host's per-file limit (the lab base ships in the repository)
+
+
 def save_components(components: WanComponents, out_dir: str | os.PathLike) -> Path:
     """Write ``components`` as a diffusers ``WanAnimatePipeline`` folder (plus ``prompt_embeds.safetensors``
     when there is no text encoder); ``model_index.json["bench"]`` keeps source / trained / config."""
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    components.transformer.save_pretrained(root / "transformer")
+    components.transformer.save_pretrained(root / "transformer", max_shard_size=SAVE_SHARD_SIZE)
     components.vae.save_pretrained(root / "vae")
     components.image_encoder.save_pretrained(root / "image_encoder")
     components.image_processor.save_pretrained(root / "image_processor")
