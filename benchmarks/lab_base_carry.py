@@ -1,4 +1,4 @@
-"""How much the lab base (it plays Wan-Animate) relies on its carried frame: carry GT vs carry noise.
+"""How much the lab base (it plays Wan-Animate) relies on its carried frame and on its pose input.
 
     python benchmarks/lab_base_carry.py [--components lab] > benchmarks/results/lab_base_carry.txt
 
@@ -12,6 +12,16 @@ frame is the carried one) is generated three times from the same noise, with the
 Printed: PSNR and BG-PSNR (outside the GT person mask) of the 76 new frames against the ground truth. A base
 that continues from its carried frames, as Wan-Animate does, scores clearly lower with ``noise``; a base that
 copies the room from the reference slot scores the same, and cannot show pixel carry-over drift.
+
+Then, with the GT carried frame, the same segment with its pose input changed:
+
+* ``real``   the segment's pose and face frames;
+* ``frozen`` the segment's first pose and face frame repeated (the person should stand still);
+* ``blank``  an empty pose map;
+
+and, generating nothing, the carried frame repeated. Printed: PSNR over the person pixels (GT mask) and over
+the room, each of the mean squared error. A base that animates beats ``frozen`` and the repeated frame on the
+person by a clear margin.
 """
 from __future__ import annotations
 
@@ -42,7 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from baselines.wan_animate import WanAnimate
-    from bench.animator import AnimationRequest, plan_chunks
+    from bench.animator import plan_chunks
     from bench.datasets import load_dataset
     from bench.metrics.face import background_psnr_per_frame
     from bench.metrics.pixel import psnr_per_frame
@@ -61,13 +71,7 @@ def main() -> None:
     t0 = time.perf_counter()
     results: dict[str, list[tuple[float, float]]] = {"gt": [], "vae": [], "noise": []}
     for sample in samples:
-        request = AnimationRequest(sample=sample, n_frames=2 * L, fps=25, height=sample.height, width=sample.width,
-                                   seed=42, pose_padding="reflect")
-        state = method.start(request)
-        chunk = method.chunk_input(request, spec)
-        gt = sample.gt(spec.src_start, spec.src_start + L)
-        masks = sample.masks(spec.src_start, spec.src_start + L)
-        carried = torch.from_numpy(gt[:r]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        state, chunk, gt, masks, carried = segment_inputs(method, sample, spec, L, r)
         with torch.no_grad():
             carries = {"gt": carried, "vae": vae_decode(method.components.vae, vae_encode(method.components.vae, carried)),
                        "noise": torch.rand(carried.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1}
@@ -83,7 +87,51 @@ def main() -> None:
     gap = np.array(results["gt"])[:, 1].mean() - np.array(results["noise"])[:, 1].mean()
     print(f"\n  BG-PSNR gt - noise: {gap:+.2f} dB "
           f"({'relies on its carried frame' if gap >= 1.0 else 'barely uses its carried frame'})")
+    pose_reliance(method, samples, spec, L, r)
     print(f"# {time.perf_counter() - t0:.0f} s")
+
+
+def segment_inputs(method, sample, spec, L: int, r: int):
+    """Start state, chunk input, GT frames, person masks and the GT carried frame of ``spec`` for ``sample``."""
+    from bench.animator import AnimationRequest
+
+    request = AnimationRequest(sample=sample, n_frames=2 * L, fps=25, height=sample.height, width=sample.width,
+                               seed=42, pose_padding="reflect")
+    chunk = method.chunk_input(request, spec)
+    gt = sample.gt(spec.src_start, spec.src_start + L)
+    masks = sample.masks(spec.src_start, spec.src_start + L)
+    carried = torch.from_numpy(gt[:r]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+    return method.start(request), chunk, gt, masks, carried
+
+
+def person_room_mse(frames: np.ndarray, gt: np.ndarray, person: np.ndarray) -> tuple[float, float]:
+    err = np.square(frames.astype(np.float64) - gt.astype(np.float64)).sum(-1)
+    return float(err[person].sum() / (person.sum() * 3)), float(err[~person].sum() / ((~person).sum() * 3))
+
+
+def pose_reliance(method, samples, spec, L: int, r: int) -> None:
+    from bench.metrics.pixel import psnr_from_mse
+
+    rows: dict[str, list[tuple[float, float]]] = {"real": [], "frozen": [], "blank": [], "carried frame repeated": []}
+    for sample in samples:
+        state, chunk, gt, masks, carried = segment_inputs(method, sample, spec, L, r)
+        person = masks[r:]
+        variants = {"real": chunk,
+                    "frozen": replace(chunk, pose=np.repeat(chunk.pose[:1], L, 0), face=np.repeat(chunk.face[:1], L, 0)),
+                    "blank": replace(chunk, pose=np.zeros_like(chunk.pose))}
+        for name, c in variants.items():
+            start = replace(state, next_chunk=1, carry=carried, generator=torch.Generator("cpu").manual_seed(7))
+            frames, _ = method.step(start, c)
+            rows[name].append(person_room_mse(frames, gt[r:], person))
+        rows["carried frame repeated"].append(person_room_mse(np.repeat(gt[:1], L - r, 0), gt[r:], person))
+    print("\n  pose input (carry GT)     person    room   (PSNR of the mean squared error over subjects, dB)")
+    for name, values in rows.items():
+        mse = np.array(values).mean(0)
+        print(f"  {name:<24} {psnr_from_mse(mse[0]):>7.2f} {psnr_from_mse(mse[1]):>7.2f}")
+    person = {name: float(psnr_from_mse(np.array(values).mean(0)[0])) for name, values in rows.items()}
+    print(f"\n  person PSNR real - frozen: {person['real'] - person['frozen']:+.2f} dB, real - carried frame repeated: "
+          f"{person['real'] - person['carried frame repeated']:+.2f} dB "
+          f"({'animates' if person['real'] - person['carried frame repeated'] >= 1.0 else 'barely follows its pose'})")
 
 
 if __name__ == "__main__":
