@@ -9,6 +9,9 @@
 2. Round trips: what compounds in a pixel carry-over rollout. ``image``: one frame encoded alone and decoded,
    the decode encoded again, 18 times; ``video``: a whole 77-frame chunk through decode -> encode 18 times.
    PSNR against the original after 1, 6 and 18 trips (18 is a 60 s rollout's chunk count) must fall.
+3. Pose maps: the base's pose input is these chunks' pose maps encoded by the same VAE (as in Wan-Animate).
+   PSNR of one trip over the whole map and over the skeleton's own pixels (any channel above 20): what the
+   decoder can still draw of the limbs is a proxy for what the pose latents hold of them.
 """
 from __future__ import annotations
 
@@ -107,6 +110,20 @@ def main() -> None:
                 if n in values:
                     values[n].append(psnr(to_uint8(x), ref))
         print(f"  {mode:<8}" + "".join(f"{np.mean(values[n]):>10.2f}" for n in TRIPS))
+
+    print("\n## pose maps (the base's pose input) through the same VAE, one trip, PSNR (dB)")
+    print("  seed  start   whole  skeleton pixels  skeleton share")
+    whole, skeleton = [], []
+    for seed, clip in clips.items():
+        for start in STARTS:
+            pose = clip.chunk(start, start + CHUNK).pose
+            rec = to_uint8(trip(vae, to_pixels(pose)))
+            drawn = pose.max(-1) > 20
+            err = np.square(rec.astype(np.float64) - pose.astype(np.float64))
+            whole.append(psnr(rec, pose))
+            skeleton.append(float(10 * np.log10(255.0 ** 2 / err[drawn].mean())))
+            print(f"{seed:>6} {start / 25:>6.0f}s {whole[-1]:>7.2f} {skeleton[-1]:>16.2f} {drawn.mean():>15.3f}")
+    print(f"  mean          {np.mean(whole):>7.2f} {np.mean(skeleton):>16.2f}")
     print(f"\n# {time.perf_counter() - t0:.0f} s")
 
 
