@@ -107,8 +107,10 @@ def segment_inputs(method, sample, spec, L: int, r: int):
 
 
 def person_room_mse(frames: np.ndarray, gt: np.ndarray, person: np.ndarray) -> tuple[float, float]:
-    err = np.square(frames.astype(np.float64) - gt.astype(np.float64)).sum(-1)
-    return float(err[person].sum() / (person.sum() * 3)), float(err[~person].sum() / ((~person).sum() * 3))
+    from bench.metrics.face import person_room_squared_error
+
+    person_sum, person_n, room_sum, room_n = person_room_squared_error(gt, frames, person)
+    return person_sum / person_n, room_sum / room_n
 
 
 def pose_reliance(method, samples, spec, L: int, r: int, carry: bool) -> None:

@@ -32,18 +32,21 @@ def psnr(mse: float) -> float:
 
 def rollout_errors(rollout, sample, n_frames: int) -> dict:
     """Summed squared errors (all three channels) and pixel counts inside / outside the person mask."""
+    from bench.metrics.face import person_room_squared_error
+    from bench.metrics.pixel import squared_error_map
+
     sums = {"person": 0.0, "room": 0.0, "frame0": 0.0}
     counts = {"person": 0, "room": 0, "frame0": 0}
     for start, pred in rollout.iter_frames(n_frames):
         stop = start + len(pred)
-        err = np.square(pred.astype(np.float64) - sample.gt(start, stop).astype(np.float64)).sum(-1)
-        person = sample.masks(start, stop)
-        sums["person"] += float(err[person].sum())
-        sums["room"] += float(err[~person].sum())
-        counts["person"] += int(person.sum()) * 3
-        counts["room"] += int((~person).sum()) * 3
+        gt = sample.gt(start, stop)
+        person_sum, person_n, room_sum, room_n = person_room_squared_error(gt, pred, sample.masks(start, stop))
+        sums["person"] += person_sum
+        sums["room"] += room_sum
+        counts["person"] += person_n
+        counts["room"] += room_n
         if start == 0:
-            sums["frame0"], counts["frame0"] = float(err[0].sum()), err[0].size * 3
+            sums["frame0"], counts["frame0"] = int(squared_error_map(gt[:1], pred[:1]).sum()), gt[0].size
     return {"sums": sums, "counts": counts}
 
 

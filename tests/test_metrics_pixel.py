@@ -305,3 +305,16 @@ def test_pair_scorer_default_set_skips_missing_weights_loudly(video_pair, capsys
     assert main(_args(folder / "gt.mp4", folder / "pred.mp4", metrics="psnr,lpips")) != 0
     err = capsys.readouterr().err
     assert "alexnet-owt-7be5be79.pth" in err and str(tmp_path / "torch") in err
+
+
+def test_person_room_squared_error_splits_the_frame_error_by_the_mask():
+    from bench.metrics.face import person_room_squared_error
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    pred = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    person = np.zeros((3, 8, 8), bool)
+    person[:, 2:5, 3:6] = True
+    err = np.square(gt.astype(np.int64) - pred.astype(np.int64)).sum(-1)
+    assert person_room_squared_error(gt, pred, person) == (
+        int(err[person].sum()), int(person.sum()) * 3, int(err[~person].sum()), int((~person).sum()) * 3)

@@ -84,6 +84,15 @@ class FacePSNR(PerFrameMetric):
                 "frames": int(len(values))}
 
 
+def person_room_squared_error(gt: np.ndarray, pred: np.ndarray, person: np.ndarray) -> tuple[int, int, int, int]:
+    """Summed squared errors (integer, all three channels) and value counts inside and outside ``person``:
+    ``(person_sum, person_values, room_sum, room_values)``; divide a sum by its count for that region's MSE."""
+    sq = squared_error_map(gt, pred)
+    person_sum = int(sq[person].sum(dtype=np.int64))
+    n_person = int(np.count_nonzero(person))
+    return person_sum, n_person * 3, int(sq.sum(dtype=np.int64)) - person_sum, (person.size - n_person) * 3
+
+
 def background_psnr_per_frame(gt: np.ndarray, pred: np.ndarray, person: np.ndarray,
                               sq: np.ndarray | None = None) -> np.ndarray:
     """PSNR of each frame over the pixels (all three channels) outside its ``person`` mask; NaN where the
