@@ -23,40 +23,30 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from lab_vae import TEST_SEEDS, pose_round_trip, to_pixels  # noqa: E402  (benchmarks/lab_vae.py)
 
-TEST_SEEDS = (1001, 1002, 1003, 1004)
 TRAIN_SEEDS = range(100000, 100024)
 
 
-def to_pixels(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-
-
 def pose_psnr(vae, poses: list[np.ndarray]) -> tuple[float, float]:
-    """Mean PSNR over ``poses`` of one trip: whole map, skeleton pixels."""
+    """Mean PSNR over ``poses`` of one trip (``lab_vae.pose_round_trip``): whole map, skeleton pixels."""
     vae.eval()
-    whole, skeleton = [], []
-    with torch.no_grad():
-        for pose in poses:
-            rec = vae.decode(vae.encode(to_pixels(pose)).latent_dist.mode()).sample.clamp(-1, 1)
-            rec = ((rec[0].permute(1, 2, 3, 0) + 1) * 127.5).round().numpy()
-            err = np.square(rec - pose.astype(np.float64))
-            whole.append(10 * np.log10(255.0 ** 2 / err.mean()))
-            skeleton.append(10 * np.log10(255.0 ** 2 / err[pose.max(-1) > 20].mean()))
+    trips = [pose_round_trip(vae, pose)[:2] for pose in poses]
     vae.train()
-    return float(np.mean(whole)), float(np.mean(skeleton))
+    return tuple(float(v) for v in np.mean(trips, axis=0))
 
 
 def main() -> None:
     from diffusers import AutoencoderKLWan
 
     from bench.lab.render import LabClip
-    from bench.lab.spec import LabSpec
+    from bench.lab.spec import LAB_VERSION, LabSpec
     from bench.models.wan import onednn_conv3d
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vae", default="models/lab/vae", help="an AutoencoderKLWan folder")
     parser.add_argument("--minutes", type=float, default=9.0, help="decoder training time (default 9)")
+    parser.add_argument("--lab-version", default=LAB_VERSION)
     args = parser.parse_args()
     torch.set_num_threads(1)
     vae = AutoencoderKLWan.from_pretrained(args.vae)
@@ -64,9 +54,10 @@ def main() -> None:
     vae.decoder.requires_grad_(True)
     vae.post_quant_conv.requires_grad_(True)
     onednn_conv3d(vae, training=True)
-    train = [LabClip(LabSpec(seed=s, size="lab-64", n_frames=400, version="lab/2")) for s in TRAIN_SEEDS]
-    test = [LabClip(LabSpec(seed=s, size="lab-64", n_frames=77, version="lab/2")).chunk(0, 77).pose for s in TEST_SEEDS]
-    print(f"# decoder-only probe of {args.vae} on lab/2 pose maps, {args.minutes:g} min on one thread; "
+    version = args.lab_version
+    train = [LabClip(LabSpec(seed=s, size="lab-64", n_frames=400, version=version)) for s in TRAIN_SEEDS]
+    test = [LabClip(LabSpec(seed=s, size="lab-64", n_frames=77, version=version)).chunk(0, 77).pose for s in TEST_SEEDS]
+    print(f"# decoder-only probe of {args.vae} on {version} pose maps, {args.minutes:g} min on one thread; "
           f"python {platform.python_version()}, torch {torch.__version__}")
     print("  step    loss   whole PSNR  skeleton PSNR   (4 test subjects, 77-frame pose chunks, dB)")
     whole, skeleton = pose_psnr(vae, test)

@@ -31,8 +31,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.lab.render import LabClip  # noqa: E402
-from bench.lab.spec import LabSpec  # noqa: E402
+from bench.lab.spec import LAB_VERSION, LabSpec  # noqa: E402
 from bench.lab.splits import TEST_SEEDS  # noqa: E402
+from bench.lab.training import frames_to_pixels  # noqa: E402
 
 CHUNK = 77
 STARTS = (0, 750, 1500)
@@ -40,7 +41,7 @@ TRIPS = (1, 6, 18)
 
 
 def to_pixels(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+    return frames_to_pixels(frames)[None]
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
@@ -64,10 +65,19 @@ def trip(vae, pixels: torch.Tensor) -> torch.Tensor:
     return vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
 
 
+def pose_round_trip(vae, pose: np.ndarray) -> tuple[float, float, float]:
+    """One trip of a pose map chunk: PSNR over the whole map, PSNR over its skeleton pixels (any channel above
+    20), and the skeleton's share of the pixels."""
+    rec = to_uint8(trip(vae, to_pixels(pose)))
+    drawn = pose.max(-1) > 20
+    err = np.square(rec.astype(np.float64) - pose.astype(np.float64))
+    return psnr(rec, pose), float(10 * np.log10(255.0 ** 2 / err[drawn].mean())), float(drawn.mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vae", default="models/lab/vae", help="an AutoencoderKLWan folder")
-    parser.add_argument("--lab-version", default="lab/2")
+    parser.add_argument("--lab-version", default=LAB_VERSION)
     args = parser.parse_args()
     from diffusers import AutoencoderKLWan
 
@@ -116,13 +126,10 @@ def main() -> None:
     whole, skeleton = [], []
     for seed, clip in clips.items():
         for start in STARTS:
-            pose = clip.chunk(start, start + CHUNK).pose
-            rec = to_uint8(trip(vae, to_pixels(pose)))
-            drawn = pose.max(-1) > 20
-            err = np.square(rec.astype(np.float64) - pose.astype(np.float64))
-            whole.append(psnr(rec, pose))
-            skeleton.append(float(10 * np.log10(255.0 ** 2 / err[drawn].mean())))
-            print(f"{seed:>6} {start / 25:>6.0f}s {whole[-1]:>7.2f} {skeleton[-1]:>16.2f} {drawn.mean():>15.3f}")
+            w, k, share = pose_round_trip(vae, clip.chunk(start, start + CHUNK).pose)
+            whole.append(w)
+            skeleton.append(k)
+            print(f"{seed:>6} {start / 25:>6.0f}s {w:>7.2f} {k:>16.2f} {share:>15.3f}")
     print(f"  mean          {np.mean(whole):>7.2f} {np.mean(skeleton):>16.2f}")
     print(f"\n# {time.perf_counter() - t0:.0f} s")
 

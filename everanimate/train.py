@@ -183,6 +183,18 @@ def load_samples(config: TrainConfig) -> list[Sample]:
     return load_dataset(d.dataset, n_frames=d.n_frames, cache_root=d.cache_root)
 
 
+def resume_identity(config: TrainConfig, samples: Sequence[Sample]) -> dict[str, str]:
+    """What a checkpoint must share with this run to be resumed: the config, the base weights, the initial LoRA
+    and the training data (every sample's content hash: a re-rendered lab split or new pose maps change it)."""
+    import hashlib
+
+    from bench.sample import sha256_file
+
+    data = hashlib.sha256("\n".join(sorted(s.content_hash for s in samples)).encode()).hexdigest()[:16]
+    return {"config_digest": config.digest(), "base_fingerprint": base_fingerprint(config),
+            "init_lora": sha256_file(config.init_lora)[:16] if config.init_lora else "", "data": data}
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     ckpts = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     return ckpts[-1] if ckpts else None
@@ -230,11 +242,15 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
     rng = np.random.default_rng(config.seed + accelerator.process_index)
     gen = torch.Generator().manual_seed(config.seed + accelerator.process_index)
     ckpt = _latest_checkpoint(out) if resume else None
+    identity = resume_identity(config, samples)
     if ckpt is not None:
         meta = json.loads((ckpt / "trainer.json").read_text())
-        if meta["config_digest"] != config.digest():
-            raise ConfigError(f"checkpoint {ckpt} was written with a different config",
-                              fix="use the same config to resume, or a new output_dir")
+        changed = [k for k, v in identity.items() if meta.get(k) != v]
+        if changed:
+            raise ConfigError(f"checkpoint {ckpt} was written for a different {' and '.join(changed)} than this run "
+                              f"({', '.join(f'{k}: {meta.get(k)} -> {identity[k]}' for k in changed)}); resuming it "
+                              "would continue a LoRA of another run",
+                              fix=f"delete {out / 'checkpoints'} to start this run from step 0, or use a new output_dir")
         accelerator.load_state(str(ckpt))
         step, losses = meta["step"], meta["losses"]
         rng.bit_generator.state = meta["numpy_rng"]
@@ -245,7 +261,7 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
             torch.save(gen.get_state(), path / "torch_rng.pt")
-            (path / "trainer.json").write_text(json.dumps({"step": at, "losses": losses, "config_digest": config.digest(),
+            (path / "trainer.json").write_text(json.dumps({"step": at, "losses": losses, **identity,
                                                            "numpy_rng": rng.bit_generator.state}))
             save_lora(accelerator.unwrap_model(model).transformer, path / "lora.safetensors",
                       {"stage": config.stage, "step": at})

@@ -167,6 +167,10 @@ def test_two_stages_cli_resume_and_stage2_starts_from_stage1(tmp_path, monkeypat
     cfg1 = load_train_config(None, SMALL + ["lr=1e-3", "checkpoint_every=1", "steps=2", f"output_dir={s1}"], stage=1)
     partial = train(cfg1, samples, progress=False, max_steps=1)
     assert partial["step"] == 1 and (s1 / "checkpoints/step-1/lora.safetensors").is_file()
+    # other training data (e.g. re-rendered pose maps) must not silently continue that run's checkpoint
+    with pytest.raises(ConfigError, match="different data") as err:
+        train(cfg1, [MovingSquareSample(20, seed=1)], progress=False)
+    assert "checkpoints to start this run from step 0" in err.value.fix
     assert main(["train", "--stage", "1", *common, "--steps", "2", "--output-dir", str(s1), "--no-progress"]) == 0
     log = __import__("json").loads((s1 / "train_log.json").read_text())
     assert len(log["losses"]) == 2 and log["losses"][0] == partial["losses"][0]

@@ -26,9 +26,9 @@ def test_spec_hash_is_pinned_and_covers_every_field():
     hashes = {LabSpec(seed=1).content_hash, LabSpec(seed=2).content_hash, LabSpec(seed=1, size="lab-128").content_hash,
               LabSpec(seed=1, n_frames=251).content_hash}
     assert len(hashes) == 4
-    # a pinned key: changing the spec's hashing by accident changes every cache folder
-    assert LabSpec(seed=1).content_hash == "70ecf3948c041ee08e551c8f77cb222fdbc7d38fce3250246683cf51bd974a50"
-    assert LabSpec(seed=1).key == "s1-lab-64-250f-70ecf3948c041ee08e551c8f77cb222fdbc7d38fce3250246683cf51bd974a50"[:27]
+    # a pinned key (lab/3): changing the spec's hashing by accident changes every cache folder
+    assert LabSpec(seed=1).content_hash == "9c20145fcf9e89558a53fe9b27176f4087f6e321a2ac0f1dcb22b61f37ed4aa3"
+    assert LabSpec(seed=1).key == "s1-lab-64-250f-9c20145fcf9e89558a53fe9b27176f4087f6e321a2ac0f1dcb22b61f37ed4aa3"[:27]
 
 
 @pytest.mark.parametrize("kwargs, word", [({"seed": -1}, "seed"), ({"seed": 1, "size": "lab-65"}, "lab-64"),
@@ -239,7 +239,8 @@ def test_no_grain_and_no_detail_at_the_pixel_grid(seed):
         assert 10 * np.log10(255.0 ** 2 / float((y - x).square().mean())) > floor
 
 
-def test_lab_v1_specs_are_refused_naming_the_version():
-    with pytest.raises(ConfigError, match="'lab/1' is not this renderer's 'lab/2'") as err:
-        LabSpec(seed=1, version="lab/1")
+@pytest.mark.parametrize("old", ["lab/1", "lab/2"])
+def test_older_lab_specs_are_refused_naming_the_version(old):
+    with pytest.raises(ConfigError, match=f"'{old}' is not this renderer's 'lab/3'") as err:
+        LabSpec(seed=1, version=old)
     assert "python -m bench lab manifest" in err.value.fix

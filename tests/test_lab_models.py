@@ -11,6 +11,7 @@ import torch
 
 from bench.errors import ConfigError, WeightsError
 from bench.lab import shipped, training
+from bench.lab.spec import LAB_VERSION
 from bench.models import wan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +164,7 @@ def test_lab_training_commands_write_loadable_models(tmp_path):
         f"out={tmp_path / 'vae'}", "phases=[[5, 2, 1, 0.004, 32], [9, 1, 1, 0.002, 64]]", "clips=10", "stats_frames=16",
         f"cache_root={cache}"]),
         progress=False)
-    assert vae_log["steps"] == 2 and len(vae_log["latents_std"]) == 16 and vae_log["lab_version"] == "lab/2"
+    assert vae_log["steps"] == 2 and len(vae_log["latents_std"]) == 16 and vae_log["lab_version"] == LAB_VERSION
     vae_cfg = json.loads((tmp_path / "vae/config.json").read_text())
     assert vae_cfg["latents_std"] == pytest.approx(vae_log["latents_std"]) and vae_cfg["dim_mult"] == [1, 2, 2]
     assert (vae_cfg["scale_factor_spatial"], vae_cfg["scale_factor_temporal"]) == (4, 4)

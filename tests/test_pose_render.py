@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.pose_render import COLORS, LIMB_COLORS, THRESHOLD, draw_pose, stroke_sizes
+from bench.pose_render import COLORS, LIMB_COLORS, MIN_JOINT, MIN_LINE, THRESHOLD, draw_pose, stroke_sizes
 
 
 def _skeleton(conf=1.0):
@@ -49,9 +49,10 @@ def test_face_points_are_white_dots_at_every_scale():
     assert (big.sum(-1) == 765).sum() > 1
 
 
-def test_stroke_sizes_scale_with_the_frame():
-    assert stroke_sizes(64, 64) == (1, 1, 0)
+def test_stroke_sizes_scale_with_the_frame_down_to_a_floor():
+    assert stroke_sizes(64, 64) == (MIN_LINE, MIN_JOINT, 0) == (3, 2, 0)
     assert stroke_sizes(832, 480) == (8, 4, 2)
+    assert stroke_sizes(256, 256) == (4, 2, 1)
 
 
 def test_bad_shapes_are_rejected():

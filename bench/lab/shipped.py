@@ -28,7 +28,9 @@ SKIP_DIRS = {"checkpoints"}
 COMMANDS = {
     "vae": "python -m bench lab train vae",
     "wan_animate_base": ("python -m bench lab train base, then python -m bench lab train base --set "
-                         "init=models/lab/wan_animate_base --set steps=600 --set lr=3e-4 --set warmup=20"),
+                         "init=models/lab/wan_animate_base --set steps=600 --set lr=3e-4 --set warmup=20, then python "
+                         "-m bench lab train base --set init=models/lab/wan_animate_base --set steps=1000 --set lr=4e-4 "
+                         "--set warmup=30 (the shipped base ran the first two on lab/2 pose maps, the third on lab/3's)"),
     "everanimate/stage1": "python -m everanimate train --stage 1 --config everanimate/configs/lab_stage1.toml",
     "everanimate/stage2": "python -m everanimate train --stage 2 --config everanimate/configs/lab_stage2.toml",
     "ablations/no_plp": "python -m everanimate train --stage 2 --config everanimate/configs/lab_no_plp.toml",

@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass
 
 from bench.errors import ConfigError
 
-LAB_VERSION = "lab/2"
+LAB_VERSION = "lab/3"
 """Bumped whenever the renderer's pixels change; part of every cache key, expected hash and shipped-model
-manifest. ``lab/2``: anti-aliased room, no per-pixel grain, no detail finer than about 5 px at lab-64."""
+manifest. ``lab/2``: anti-aliased room, no per-pixel grain, no detail finer than about 5 px at lab-64.
+``lab/3``: the frames of ``lab/2``; pose maps drawn with 3-px limbs and 2-px joints instead of 1 px."""
 
 LAB_VERSIONS = (LAB_VERSION,)
 """Renderers this code can draw. Lab v1 (``lab/1``) manifests and models are refused: its pixel-grid detail
-held a small VAE at 16 dB, so no lab v1 number is comparable with lab v2's."""
+held a small VAE at 16 dB, so no lab v1 number is comparable with lab v2's. ``lab/2`` is refused too: its
+1-px limbs did not survive the lab VAE, so its models hardly followed their pose."""
 
 LAB_FPS = 25
 

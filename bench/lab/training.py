@@ -158,7 +158,7 @@ def _train_samples(dataset: str, clips: int, cache_root: str, progress: bool):
     return _render_lab([(sid, spec, None) for sid, spec in specs], Path(cache_root), progress)
 
 
-def _pixels(frames: np.ndarray) -> torch.Tensor:
+def frames_to_pixels(frames: np.ndarray) -> torch.Tensor:
     """``(T, H, W, 3) uint8`` -> ``(3, T, H, W)`` float32 in [-1, 1] (no resize)."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
 
@@ -198,7 +198,7 @@ HELD_OUT_CHECK_CLIPS = 4  # the running and the final held-out check use the sam
 def _held_out_psnr(vae, clips: np.ndarray) -> float:
     """PSNR (dB, float64 over [0, 255] after rounding) of ``vae`` reconstructing the first 77 frames of each clip."""
     vae.eval()
-    held = torch.stack([_pixels(c[:77]) for c in clips])
+    held = torch.stack([frames_to_pixels(c[:77]) for c in clips])
     recon = vae.decode(vae.encode(held).latent_dist.mode()).sample
     a = ((recon.clamp(-1, 1) + 1) * 127.5).round().double()
     b = ((held + 1) * 127.5).round().double()
@@ -214,7 +214,7 @@ def _latent_stats(vae, frames: np.ndarray, rng: np.random.Generator, n_frames: i
     starts = rng.integers(length - 21 + 1, size=len(pick))
     lat = []
     for chunk in np.array_split(np.arange(len(pick)), max(1, len(pick) // 8)):
-        batch = torch.stack([_pixels(frames[pick[i], starts[i]:starts[i] + 21]) for i in chunk])
+        batch = torch.stack([frames_to_pixels(frames[pick[i], starts[i]:starts[i] + 21]) for i in chunk])
         lat.append(vae.encode(batch).latent_dist.mode())
     lat = torch.cat(lat)
     return lat.mean(dim=(0, 2, 3, 4)).tolist(), lat.std(dim=(0, 2, 3, 4)).clamp(min=1e-3).tolist()
@@ -304,7 +304,7 @@ def train_vae(cfg: VaeTrainConfig = VaeTrainConfig(), progress: bool = True) -> 
         starts = rng.integers(n_frames - frames_per_clip + 1, size=batch_size)
         ys = rng.integers(frames.shape[2] - crop + 1, size=batch_size)
         xs = rng.integers(frames.shape[3] - crop + 1, size=batch_size)
-        batch = torch.stack([_pixels(frames[i, s:s + frames_per_clip, y:y + crop, x:x + crop])
+        batch = torch.stack([frames_to_pixels(frames[i, s:s + frames_per_clip, y:y + crop, x:x + crop])
                              for i, s, y, x in zip(idx, starts, ys, xs)])
         if rng.random() < 0.5:
             batch = batch.flip(-1)
@@ -389,9 +389,9 @@ def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = T
     bar = tqdm(total=len(jobs), desc="encode windows", disable=not progress)
     for k in range(0, len(jobs), cfg.encode_batch):
         part = jobs[k:k + cfg.encode_batch]
-        gt = torch.stack([_pixels(samples[ci].gt(st, st + L)) for ci, st in part])
+        gt = torch.stack([frames_to_pixels(samples[ci].gt(st, st + L)) for ci, st in part])
         x0.append(wan.vae_encode(vae, gt))
-        pose.append(wan.vae_encode(vae, torch.stack([_pixels(samples[ci].pose(st, st + L)) for ci, st in part])))
+        pose.append(wan.vae_encode(vae, torch.stack([frames_to_pixels(samples[ci].pose(st, st + L)) for ci, st in part])))
         carried = torch.cat([gt[:, :, :1], torch.zeros_like(gt[:, :, 1:])], dim=2)
         latents = wan.vae_encode(vae, carried)
         mask = wan.i2v_mask(len(part), *latents.shape[2:], 1, latents.dtype, latents.device,
@@ -494,10 +494,13 @@ def train_base(cfg: BaseTrainConfig = BaseTrainConfig(), progress: bool = True) 
         init_log = Path(cfg.init) / "train_log.json"
         init_log = json.loads(init_log.read_text()) if init_log.is_file() else {}
         prior_steps = init_log.get("steps_total", init_log.get("steps"))
-    digest = _digest(settings | {"arch": asdict(arch), "vae": vae_digest, "init": init_digest})
+    # the renderer version keys the training data (lab/3 redrew the pose maps of lab/2's frames)
+    digest = _digest(settings | {"arch": asdict(arch), "vae": vae_digest, "init": init_digest,
+                                 "lab_version": LAB_MODELS_VERSION})
     samples = _train_samples(cfg.dataset, cfg.clips, cfg.cache_root, progress)
 
     window_settings = {k: getattr(cfg, k) for k in ("dataset", "clips", "windows_per_clip", "chunk_frames", "seed")}
+    window_settings["lab_version"] = LAB_MODELS_VERSION  # the pose maps differ between versions
     clip_settings = {k: v for k, v in asdict(arch).items() if k.startswith("clip_")}  # the window encodings' CLIP
     # keyed by the encoder alone: a decoder-only fine-tune of the VAE leaves every encoding bit-identical
     encoder_digest = wan.vae_encoder_fingerprint(vae)
