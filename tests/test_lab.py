@@ -244,3 +244,25 @@ def test_older_lab_specs_are_refused_naming_the_version(old):
     with pytest.raises(ConfigError, match=f"'{old}' is not this renderer's 'lab/3'") as err:
         LabSpec(seed=1, version=old)
     assert "python -m bench lab manifest" in err.value.fix
+
+
+def test_a_render_finishing_second_keeps_the_first_processes_folder(tmp_path, monkeypatch):
+    """Two workers rendering one subject: the one that finishes second must not delete the folder the first
+    one is already reading (a worker once failed on a vanished pose.mp4)."""
+    import bench.lab.render as render
+
+    spec = LabSpec(seed=5, n_frames=10)
+    first = render.render_sample(spec, tmp_path, progress=False)
+    inode = (first.base / "pose.mp4").stat().st_ino
+    real, calls = render.is_complete, []
+
+    def stale_at_start(folder, spec):  # the second worker started before the first one finished
+        calls.append(folder)
+        return False if len(calls) == 1 else real(folder, spec)
+
+    monkeypatch.setattr(render, "is_complete", stale_at_start)
+    second = render.render_sample(spec, tmp_path, progress=False)
+    assert len(calls) == 2 and (second.base / "pose.mp4").stat().st_ino == inode
+    assert [p.name for p in tmp_path.iterdir()] == [spec.key]  # its own render discarded
+    first.close()
+    second.close()

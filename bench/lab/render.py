@@ -177,13 +177,16 @@ def render_sample(spec: LabSpec, root: str | os.PathLike, sample_id: str | None 
                 f"hash {pixel_hash[:16]}... but the manifest expects {expected_pixel_sha256[:16]}...",
                 fix="the lab renderer changed: bump LAB_VERSION in bench/lab/spec.py and regenerate the test "
                     "manifest (python -m bench lab manifest), or install the bench version the manifest was made with")
-        if folder.exists():
-            shutil.rmtree(folder)  # an incomplete or stale render
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not is_complete(folder, spec):  # another process finished first, or something is in the way
-                raise
+        if is_complete(folder, spec):
+            pass  # another process finished first and may be reading it: keep its (identical) render
+        else:
+            if folder.exists():
+                shutil.rmtree(folder)  # an incomplete or stale render
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                if not is_complete(folder, spec):  # another process finished first, or something is in the way
+                    raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
