@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=9.0, help="decoder training time (default 9)")
     parser.add_argument("--lab-version", default=LAB_VERSION)
     parser.add_argument("--train", choices=("decoder", "vae"), default="decoder",
-                        help="decoder: the decoder alone on pose maps (default); vae: the whole VAE on frames and pose maps")
+                        help="decoder: the decoder alone on pose maps (default); "
+                             "vae: the whole VAE on frames and pose maps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     whole_vae = args.train == "vae"

@@ -250,7 +250,8 @@ def train(config: TrainConfig, samples: Sequence[Sample] | None = None, resume: 
             raise ConfigError(f"checkpoint {ckpt} was written for a different {' and '.join(changed)} than this run "
                               f"({', '.join(f'{k}: {meta.get(k)} -> {identity[k]}' for k in changed)}); resuming it "
                               "would continue a LoRA of another run",
-                              fix=f"delete {out / 'checkpoints'} to start this run from step 0, or use a new output_dir")
+                              fix=f"delete {out / 'checkpoints'} to start this run from step 0, or use a new "
+                                  "output_dir")
         accelerator.load_state(str(ckpt))
         step, losses = meta["step"], meta["losses"]
         rng.bit_generator.state = meta["numpy_rng"]

@@ -391,7 +391,8 @@ def encode_windows(cfg: BaseTrainConfig, components, samples, progress: bool = T
         part = jobs[k:k + cfg.encode_batch]
         gt = torch.stack([frames_to_pixels(samples[ci].gt(st, st + L)) for ci, st in part])
         x0.append(wan.vae_encode(vae, gt))
-        pose.append(wan.vae_encode(vae, torch.stack([frames_to_pixels(samples[ci].pose(st, st + L)) for ci, st in part])))
+        poses = torch.stack([frames_to_pixels(samples[ci].pose(st, st + L)) for ci, st in part])
+        pose.append(wan.vae_encode(vae, poses))
         carried = torch.cat([gt[:, :, :1], torch.zeros_like(gt[:, :, 1:])], dim=2)
         latents = wan.vae_encode(vae, carried)
         mask = wan.i2v_mask(len(part), *latents.shape[2:], 1, latents.dtype, latents.device,
